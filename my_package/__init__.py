@@ -1,0 +1,15 @@
+"""my_package: a LUME model packaged as a Prefect flow.
+
+Python API::
+
+    from my_package.model import MyPackageModel
+    outputs = MyPackageModel().evaluate({"quad_k1l": 0.2})
+
+The flow is ``my_package.flow.my_package_flow``. Nothing heavy is imported here,
+so ``python -m my_package --help`` stays fast.
+"""
+
+try:
+    from my_package._version import version as __version__
+except ImportError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
