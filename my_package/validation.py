@@ -180,6 +180,10 @@ def collect_inputs(
     return validate_inputs({**values, **expand_scan(scan or {})}, variables)
 
 
+def _unit_text(var: ScalarVariable) -> str:
+    return f"unit: {var.unit}" if var.unit else "dimensionless"
+
+
 def _inputs_model(variables: Sequence[ScalarVariable]) -> type[BaseModel]:
     """A pydantic model with one float field per input: default, bounds and unit."""
     fields: dict[str, Any] = {}
@@ -188,7 +192,7 @@ def _inputs_model(variables: Sequence[ScalarVariable]) -> type[BaseModel]:
         # strict: ints are floats, but "1.5" and True are not numbers.
         fields[var.name] = (
             float,
-            Field(var.default_value, ge=low, le=high, description=var.unit or None, strict=True),
+            Field(var.default_value, ge=low, le=high, description=_unit_text(var), strict=True),
         )
     return create_model(
         "ModelInputs",
