@@ -1,0 +1,99 @@
+"""The Prefect flow. EDIT THIS FILE when your run needs other steps or parameters.
+
+One run: validate the inputs -> evaluate the model -> build a lume-services
+result -> save it to the configured target -> publish a table artifact.
+Each step is a Prefect task, so the UI shows where a run failed. A scan (many
+points) is one array through each task, never one task per point.
+
+Run it locally with ``python -m my_package run`` (Prefect starts a temporary
+server by itself), or deploy it to a work pool with ``prefect.yaml``.
+"""
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from my_package.config import Settings, TargetName
+from my_package.model import MyPackageModel
+from my_package.results import Result
+from my_package.targets import ResultRef, is_transient, save_result
+from my_package.validation import ModelInputs, ScanRange, Value, collect_inputs
+
+# Scans pass large arrays between tasks: no cache keys (they would hash every
+# array) and no persisted task results (the saved Result is the record).
+ARRAY_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+ARTIFACT_ROWS = 50  # a scan's table artifact shows its first rows only
+
+
+@task(**ARRAY_TASK)
+def validate(inputs: ModelInputs, scan: dict[str, ScanRange] | None) -> dict[str, Value]:
+    """Expand the scan and check every input against variables.yml."""
+    return collect_inputs(inputs.model_dump(), scan)
+
+
+@task(**ARRAY_TASK)
+def evaluate(values: dict[str, Value]) -> dict[str, Value]:
+    """Run the model on one point or on a whole scan at once."""
+    return MyPackageModel().evaluate(values)
+
+
+def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    # Retry a lost connection, not a result that can never be stored.
+    return is_transient(state.result(raise_on_failure=False))
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_if_transient, **ARRAY_TASK)
+def save(result: Result, target: TargetName | None) -> ResultRef:
+    """Save the result; saving the same result again returns the stored one."""
+    # Settings are read here, not passed in, so no password is ever a task parameter.
+    return save_result(result, Settings(), target)
+
+
+def publish_table(values: dict[str, Value], outputs: dict[str, Value], ref: ResultRef) -> None:
+    """A table artifact of inputs and outputs, shown on the run's page in the UI."""
+    columns = {**values, **outputs}
+    length = max((getattr(v, "size", 1) for v in columns.values()), default=1)
+    rows = [
+        {name: float(v[i]) if getattr(v, "ndim", 0) else float(v) for name, v in columns.items()}
+        for i in range(min(length, ARTIFACT_ROWS))
+    ]
+    shown = "" if length <= ARTIFACT_ROWS else f" (first {ARTIFACT_ROWS} of {length} points)"
+    create_table_artifact(
+        key="my-package-result",
+        table=rows,
+        description=f"Result {ref.unique_hash} saved to {ref.target}: {ref.location}{shown}",
+    )
+
+
+@flow(name="my-package", persist_result=True, result_serializer="json")
+def my_package_flow(
+    inputs: ModelInputs = ModelInputs(),  # noqa: B008 (pydantic defaults are immutable here)
+    scan: dict[str, ScanRange] | None = None,
+    target: TargetName | None = None,
+) -> ResultRef:
+    """Evaluate the model and save the result.
+
+    Args:
+        inputs: Input values; each has its default, range and unit from variables.yml.
+        scan: Variables to scan, e.g. {"quad_k1l": {"start": -1, "stop": 1, "num": 101}};
+            several variables make a grid. A scanned variable overrides its value in inputs.
+        target: "filesystem" or "mongodb"; default from MY_PACKAGE_TARGET.
+
+    Returns:
+        Where the result went: target, location (file path or MongoDB id) and unique_hash.
+    """
+    values = validate(inputs, scan)
+    outputs = evaluate(values)
+    result = Result(
+        project_name=Settings().project_name,
+        flow_id=str(flow_run.id),
+        inputs=values,
+        outputs=outputs,
+    )
+    ref = save(result, target)
+    publish_table(values, outputs, ref)
+    get_run_logger().info("Saved result %s to %s: %s", ref.unique_hash, ref.target, ref.location)
+    return ref
