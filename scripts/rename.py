@@ -1,0 +1,888 @@
+#!/usr/bin/env python3
+"""Turn this template into your own project: rename every name, optionally strip the example.
+
+Run it once after "Use this template" (the setup workflow does it on the first push):
+
+    python scripts/rename.py --project-name "Beam Size" --dry-run   # show the plan
+    python scripts/rename.py --project-name "Beam Size"             # apply it
+
+The template's names are read from the marker file ``.github/template.toml``; while it
+exists, the repository is still the template. The script validates every new name
+before touching anything, plans every edit, then applies the plan with rollback: any
+failure restores the tree exactly. Success deletes the marker, so a second run has
+nothing to do. Files under ``.github/workflows`` are never edited (GITHUB_TOKEN cannot
+push them): workflows read the names at run time.
+
+Renaming needs only the standard library. Setting repository variables and secrets
+needs PyGithub (and a token in TEMPLATE_SETUP_TOKEN or GH_TOKEN); ``--ci`` needs
+actions-toolkit. Both are pinned in scripts/requirements.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import fnmatch
+import getpass
+import importlib.metadata
+import importlib.util
+import keyword
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARKER = ".github/template.toml"
+WORKFLOWS = ".github/workflows/"
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+
+# Import names a package must not shadow: the project's dependencies, its tools, and the
+# folders at the repository's top level (sys.stdlib_module_names covers the stdlib).
+RESERVED_IMPORT_NAMES = frozenset(
+    {
+        "prefect",
+        "yaml",
+        "numpy",
+        "pydantic",
+        "pydantic_core",
+        "pydantic_settings",
+        "pymongo",
+        "bson",
+        "gridfs",
+        "lume_model",
+        "lume_services",
+        "lume_torch",
+        "torch",
+        "pytest",
+        "_pytest",
+        "setuptools",
+        "setuptools_scm",
+        "pkg_resources",
+        "wheel",
+        "pip",
+        "github",
+        "nacl",
+        "actions_toolkit",
+        "requests",
+        "urllib3",
+        "secantusdb",
+        "ruff",
+        "typing_extensions",
+        "fastapi",
+        "httpx",
+        "sqlalchemy",
+        "anyio",
+        "tests",
+        "scripts",
+        "bench",
+        "docs",
+        "build",
+        "dist",
+    }
+)
+# Distributions a project must not be named like (installing it would replace them).
+RESERVED_DISTRIBUTIONS = frozenset(
+    {
+        "prefect",
+        "pyyaml",
+        "numpy",
+        "pydantic",
+        "pydantic-settings",
+        "pymongo",
+        "lume-model",
+        "lume-services",
+        "lume-torch",
+        "torch",
+        "pytest",
+        "setuptools",
+        "setuptools-scm",
+        "wheel",
+        "pip",
+        "pygithub",
+        "pynacl",
+        "actions-toolkit",
+        "requests",
+        "secantusdb",
+        "ruff",
+    }
+)
+REGISTRIES = {"ghcr": "ghcr.io", "dockerhub": "docker.io", "scr": "scr.svc.stanford.edu"}
+# Secret per registry (ghcr pushes with GITHUB_TOKEN and needs none).
+REGISTRY_SECRETS = {"dockerhub": "DOCKERHUB_TOKEN", "scr": "SCR_TOKEN"}
+REGISTRY_USER_VARIABLES = {"dockerhub": "DOCKERHUB_USERNAME", "scr": "SCR_USERNAME"}
+# PyGithub options; tests turn retries and throttling off.
+GITHUB_CLIENT_OPTIONS: dict[str, object] = {"timeout": 30}
+
+
+class NameError_(ValueError):
+    """A proposed name breaks a rule; the message names the rule and suggests a name."""
+
+
+class NothingToDo(Exception):
+    """The marker is gone: the repository has already been renamed."""
+
+
+# --------------------------------------------------------------------------- names
+
+
+def words(text: str) -> list[str]:
+    """Split a project name into words: "Beam Size" / "beam-size" -> ["Beam", "Size"]."""
+    return [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
+
+
+def derive_distribution(project_name: str) -> str:
+    """PEP 503-normalized distribution name: "Beam Size" -> "beam-size"."""
+    return "-".join(words(project_name)).lower()
+
+
+def normalize_distribution(name: str) -> str:
+    """PEP 503 normalization: runs of ``-_.`` become ``-``, lower case."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def derive_package(distribution: str) -> str:
+    """Import name from a distribution name: "beam-size" -> "beam_size"."""
+    return re.sub(r"[^a-z0-9]+", "_", distribution.lower()).strip("_")
+
+
+def cap_words(project_name: str) -> str:
+    """CapWords form: "Beam Size" -> "BeamSize"; words already capitalized keep their case."""
+    return "".join(w[:1].upper() + w[1:] for w in words(project_name))
+
+
+def derive_model_class(project_name: str) -> str:
+    """Model class from the project name: "Beam Size" -> "BeamSizeModel"."""
+    base = cap_words(project_name)
+    return base if base.endswith("Model") else base + "Model"
+
+
+def _reject(rule: str, value: str, suggestion: str | None) -> None:
+    hint = f"; try {suggestion!r}" if suggestion else ""
+    raise NameError_(f"{rule}: {value!r}{hint}")
+
+
+def check_project_name(name: str) -> None:
+    """Display name: starts with a letter; letters, digits, spaces, ``-_.`` only; 2-64 chars."""
+    cleaned = " ".join(words(name))
+    cleaned = re.sub(r"^[^A-Za-z]+", "", cleaned)[:64] or "My Model"
+    if not 2 <= len(name) <= 64:
+        _reject("project name must be 2 to 64 characters", name, cleaned)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9 ._-]*", name):
+        _reject(
+            "project name must start with a letter and use only letters, digits, spaces, '-', "
+            "'_' and '.'",
+            name,
+            cleaned,
+        )
+    if not re.search(r"[A-Za-z0-9]$", name):
+        _reject("project name must end with a letter or digit", name, cleaned)
+
+
+def check_distribution(name: str, old: str) -> None:
+    """PEP 508 name, already normalized (PEP 503), 2-64 chars, not a dependency's name."""
+    suggestion = derive_distribution(name) or "my-model"
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+        _reject(
+            "distribution name is not a valid PEP 508 name (letters, digits, '-', '_', '.', "
+            "starting and ending with a letter or digit)",
+            name,
+            suggestion,
+        )
+    if name != normalize_distribution(name):
+        _reject("distribution name is not normalized (PEP 503)", name, normalize_distribution(name))
+    if not 2 <= len(name) <= 64:
+        _reject("distribution name must be 2 to 64 characters", name, suggestion[:64])
+    if name in RESERVED_DISTRIBUTIONS or (name != old and _installed_distribution(name)):
+        _reject(
+            "distribution name is taken by a dependency or an installed distribution",
+            name,
+            f"{name}-model",
+        )
+
+
+def _installed_distribution(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def check_package(name: str, old: str) -> None:
+    """Import name: lower-case identifier, not a keyword, stdlib module or dependency import."""
+    base = derive_package(name) or "model"
+    base = re.sub(r"^[0-9_]+", "", base) or "model"
+    alt = f"{base}_model"
+    if not name.isascii() or not name.isidentifier():
+        _reject("package is not a Python identifier", name, base)
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        _reject(
+            "package must be lower case (PEP 8) and start with a letter: a-z, 0-9 and '_'",
+            name,
+            base,
+        )
+    if not 2 <= len(name) <= 40:
+        _reject("package must be 2 to 40 characters", name, base[:40] if len(base) > 1 else alt)
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        _reject("package is a Python keyword", name, alt)
+    if name in sys.stdlib_module_names:
+        _reject("package shadows a standard-library module", name, alt)
+    if name in RESERVED_IMPORT_NAMES:
+        _reject("package shadows a dependency's import name or a top-level folder", name, alt)
+    if name == "lume" or name.upper().startswith("LUME_"):
+        # Its settings prefix NAME_ would collide with lume-services' LUME_ variables.
+        _reject("package's settings prefix would collide with lume-services' LUME_", name, alt)
+    if name != old and importlib.util.find_spec(name) is not None:
+        _reject("package shadows an installed module", name, alt)
+
+
+def check_model_class(name: str) -> None:
+    """Class name: ASCII CapWords identifier, 2-64 chars, not a keyword or builtin."""
+    suggestion = cap_words(name) or "MyModel"
+    if not suggestion[:1].isalpha():
+        suggestion = "Model" + suggestion
+    if not name.isascii() or not name.isidentifier():
+        _reject("model class is not a Python identifier", name, suggestion)
+    if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
+        _reject(
+            "model class must be CapWords (a capital first, letters and digits only)",
+            name,
+            suggestion,
+        )
+    if not 2 <= len(name) <= 64:
+        _reject(
+            "model class must be 2 to 64 characters",
+            name,
+            "Model" if len(name) < 2 else suggestion[:64],
+        )
+    if keyword.iskeyword(name) or hasattr(builtins, name) or name == "LUMEBaseModel":
+        _reject("model class shadows a builtin or lume-model name", name, f"{name}Model")
+
+
+def check_person(author: str, email: str) -> None:
+    """Author: printable, no quotes or angle brackets; email: one @ and a dotted domain."""
+    safe = re.sub(r"[\"'\\<>\x00-\x1f]", "", author).strip() or "Your Name"
+    if not 1 <= len(author) <= 100 or safe != author:
+        _reject(
+            "author must be 1 to 100 printable characters without quotes, '\\', '<' or '>'",
+            author,
+            safe,
+        )
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", email):
+        _reject("email is not an address like name@example.org", email, "you@example.org")
+
+
+def check_registry_user(user: str) -> None:
+    """Registry account: lower-case letters, digits, '.', '_', '-' (as image paths need)."""
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?", user):
+        _reject(
+            "registry user must be lower case letters, digits, '.', '_' or '-'",
+            user,
+            re.sub(r"[^a-z0-9._-]", "", user.lower()).strip("._-") or "myuser",
+        )
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Names:
+    """One complete set of names (the template's, or the user's)."""
+
+    project_name: str
+    distribution: str
+    package: str
+    model_class: str
+    author: str
+    email: str
+    repository: str  # owner/repo
+    image: str  # registry/owner/name, no tag
+
+    def forms(self) -> dict[str, str]:
+        """Every textual form a name takes in the files, keyed by role."""
+        return {
+            "image": self.image,
+            "repository": self.repository,
+            "project_name": self.project_name,
+            "model_class": self.model_class,
+            "cap_words": self.model_class.removesuffix("Model") or self.model_class,
+            "distribution": self.distribution,
+            "package": self.package,
+            "env_prefix": self.package.upper(),
+            "author": self.author,
+            "email": self.email,
+        }
+
+
+@dataclass
+class Settings:
+    """Everything the run needs, resolved from options, the Actions environment and git."""
+
+    new: Names
+    registry: str
+    registry_user: str
+    strip_examples: bool
+    dry_run: bool
+    ci: bool
+
+
+@dataclass
+class Plan:
+    """Everything the rename will do, computed before anything is touched."""
+
+    writes: dict[str, bytes] = field(default_factory=dict)  # path -> new content
+    links: dict[str, str] = field(default_factory=dict)  # moved symlink -> its target
+    modes: dict[str, int] = field(default_factory=dict)  # path -> st_mode to give it
+    deletes: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)  # path -> substitutions made
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # skeleton replacements
+    removed: list[str] = field(default_factory=list)
+    leftovers: dict[str, list[str]] = field(default_factory=dict)  # old-name variants kept
+
+
+def load_marker(root: Path) -> dict:
+    """Read the template marker; NothingToDo when the repository was already renamed."""
+    path = root / MARKER
+    if not path.is_file():
+        raise NothingToDo
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def detect_repository(root: Path) -> str | None:
+    """owner/repo from GITHUB_REPOSITORY, else the git remote 'origin', else None."""
+    env = os.environ.get("GITHUB_REPOSITORY", "")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", env):
+        return env
+    url = _git(root, "remote", "get-url", "origin") or ""
+    m = re.search(r"[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$", url)
+    return f"{m.group(1)}/{m.group(2)}" if m else None
+
+
+def resolve_settings(args: argparse.Namespace, root: Path, old: Names) -> Settings:
+    """Fill defaults, derive names and validate all of them; raises NameError_."""
+    repository = detect_repository(root)
+    repo_name = repository.split("/")[1] if repository else root.resolve().name
+    project_name = args.project_name or repo_name
+    check_project_name(project_name)
+    distribution = args.distribution or derive_distribution(project_name)
+    check_distribution(distribution, old.distribution)
+    package = args.package or derive_package(distribution)
+    check_package(package, old.package)
+    model_class = args.model_class or derive_model_class(project_name)
+    check_model_class(model_class)
+    if package == old.package or distribution == old.distribution:
+        _reject("name is the template's own: choose your project's name", project_name, "Beam Size")
+
+    owner = repository.split("/")[0] if repository else old.repository.split("/")[0]
+    repo = repository.split("/")[1] if repository else distribution
+    actor = os.environ.get("GITHUB_ACTOR") or owner
+    author = args.author or _git(root, "config", "user.name") or actor
+    email = args.email or _git(root, "config", "user.email") or f"{actor}@users.noreply.github.com"
+    check_person(author, email)
+
+    registry = args.registry or "ghcr"
+    if registry not in REGISTRIES:
+        _reject("registry must be one of " + ", ".join(REGISTRIES), registry, "ghcr")
+    registry_user = args.registry_user or owner.lower()
+    check_registry_user(registry_user)
+    image_owner = owner.lower() if registry == "ghcr" else registry_user
+    image = f"{REGISTRIES[registry]}/{image_owner}/{repo.lower()}"
+    new = Names(
+        project_name, distribution, package, model_class, author, email, f"{owner}/{repo}", image
+    )
+    return Settings(new, registry, registry_user, bool(args.strip_examples), args.dry_run, args.ci)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Files to consider: in a git checkout the tracked and not-ignored ones, else all but .git/."""
+    if (root / ".git").exists():
+        cmd = [
+            "git",
+            "-C",
+            str(root),
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ]
+        out = subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+        paths = {p for p in out.stdout.decode().split("\0") if p}
+        return sorted(p for p in paths if os.path.lexists(root / p))
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames:
+            found.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    return any(
+        path == p or path.startswith(p.rstrip("/") + "/") or fnmatch.fnmatch(path, p)
+        for p in patterns
+    )
+
+
+def _text(data: bytes) -> str | None:
+    """Decoded text, or None for binary content (NUL bytes or not UTF-8)."""
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def substitution(old: Names, new: Names) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex over every old form, longest first, so no replacement is replaced again."""
+    mapping: dict[str, str] = {}
+    new_forms = new.forms()
+    for role, form in old.forms().items():
+        mapping.setdefault(form, new_forms[role])
+    pattern = re.compile("|".join(re.escape(f) for f in sorted(mapping, key=len, reverse=True)))
+    return pattern, mapping
+
+
+def strip_regions(text: str, start: str, end: str) -> str:
+    """Delete every line from one containing `start` to the next containing `end`."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if not inside and start in line:
+            inside = True
+        elif inside and end in line:
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"unterminated region: {start!r} without {end!r}")
+    return "".join(out)
+
+
+def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
+    """Compute every write, move and deletion without touching the tree."""
+    plan = Plan()
+    template = marker.get("template", {})
+    examples = marker.get("examples", {})
+    remove = list(template.get("remove", [MARKER]))
+    verbatim = list(template.get("verbatim", []))
+    never_edit = [*template.get("never_edit", []), WORKFLOWS + "*"]
+    replace: dict[str, str] = dict(examples.get("replace", {})) if settings.strip_examples else {}
+    if settings.strip_examples:
+        remove += examples.get("remove", [])
+    region = (examples.get("region_start"), examples.get("region_end"))
+    pattern, mapping = substitution(old, settings.new)
+    leftover = re.compile(
+        "|".join(re.escape(w) for w in {old.package, old.distribution})
+        + "|"
+        + r"\b"
+        + r"[\s_-]?".join(re.escape(w) for w in words(old.project_name))
+        + r"\b",
+        re.IGNORECASE,
+    )
+
+    for path in tracked_files(root):
+        full = root / path
+        if _matches(path, remove):
+            plan.deletes.add(path)
+            plan.removed.append(path)
+            continue
+        if _matches(path, never_edit):
+            continue  # workflows read the names at run time (GITHUB_TOKEN cannot push them)
+        new_path = (
+            path if _matches(path, verbatim) else pattern.sub(lambda m: mapping[m.group(0)], path)
+        )
+        if full.is_symlink():
+            # Kept as it is (same target); only moved along with its folder.
+            if new_path != path:
+                plan.links[new_path] = os.readlink(full)
+                plan.moves.append((path, new_path))
+                plan.deletes.add(path)
+            continue
+        source = root / replace[path] if path in replace else full
+        data = source.read_bytes()
+        if path in replace:
+            plan.replaced.append(path)
+        text = _text(data)
+        count = 0
+        if text is not None and not _matches(path, verbatim):
+            if settings.strip_examples and region[0] and region[0] in text:
+                text = strip_regions(text, region[0], region[1])
+            text, count = pattern.subn(lambda m: mapping[m.group(0)], text)
+            variants = sorted({m.group(0) for m in leftover.finditer(text)})
+            if variants:
+                plan.leftovers[new_path] = variants
+            data = text.encode("utf-8")
+        changed = data != full.read_bytes() or new_path != path
+        if not changed:
+            continue
+        plan.writes[new_path] = data
+        plan.modes[new_path] = full.stat().st_mode
+        plan.counts[new_path] = count
+        if new_path != path:
+            plan.moves.append((path, new_path))
+            plan.deletes.add(path)
+    moved_onto = [n for o, n in plan.moves if os.path.lexists(root / n) and n not in plan.deletes]
+    if moved_onto:
+        raise ValueError(f"cannot move onto existing paths: {', '.join(moved_onto)}")
+    return plan
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write one file and give it its mode (the single write path; tests inject faults)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, mode & 0o7777)
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+def apply_plan(root: Path, plan: Plan) -> None:
+    """Apply the plan; on any exception restore every touched path exactly, then re-raise."""
+    touched = sorted(set(plan.writes) | set(plan.links) | plan.deletes)
+    backup = Path(tempfile.mkdtemp(prefix="rename-backup-"))
+    existed: dict[str, bool] = {}
+    dirs_before = {p for p in _parents(root, touched) if p.is_dir()}
+    try:
+        for rel in touched:
+            src = root / rel
+            existed[rel] = os.path.lexists(src)
+            if existed[rel]:
+                dst = backup / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst, follow_symlinks=False)
+        try:
+            for rel in sorted(plan.deletes - set(plan.writes) - set(plan.links)):
+                _remove(root / rel)
+            for rel, data in plan.writes.items():
+                _write_file(root / rel, data, plan.modes[rel])
+            for rel, target in plan.links.items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(target, root / rel)
+        except BaseException:
+            for rel in touched:
+                target = root / rel
+                if os.path.lexists(target) or target.is_symlink():
+                    target.unlink()
+                if existed[rel]:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(backup / rel, target, follow_symlinks=False)
+            for d in sorted(_parents(root, touched) - dirs_before, key=lambda p: -len(p.parts)):
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+    # Committed. Tidy folders the moves emptied (bytecode caches do not keep them alive).
+    for d in sorted(_parents(root, plan.deletes), key=lambda p: -len(p.parts)):
+        shutil.rmtree(d / "__pycache__", ignore_errors=True)
+        if d.is_dir() and d != root and not any(d.iterdir()):
+            d.rmdir()
+
+
+def _parents(root: Path, rels: Iterable[str]) -> set[Path]:
+    out: set[Path] = set()
+    for rel in rels:
+        for parent in Path(rel).parents:
+            if parent != Path("."):
+                out.add(root / parent)
+    return out
+
+
+# --------------------------------------------------------------------------- GitHub
+
+
+@dataclass
+class RemoteSetup:
+    """Repository variables and secrets the workflows read, and what became of them."""
+
+    variables: dict[str, str]
+    secrets: dict[str, str | None]  # name -> value (None: no value available)
+    done: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # what the user must still run
+
+
+def remote_setup(settings: Settings, interactive: bool) -> RemoteSetup:
+    """Decide variables and secrets; secret values only from the environment or a prompt."""
+    new = settings.new
+    variables = {
+        "IMAGE_NAME": new.image,
+        "REGISTRY": REGISTRIES[settings.registry],
+    }
+    if settings.registry in REGISTRY_USER_VARIABLES:
+        variables[REGISTRY_USER_VARIABLES[settings.registry]] = settings.registry_user
+    secrets: dict[str, str | None] = {}
+    if settings.registry in REGISTRY_SECRETS:
+        name = REGISTRY_SECRETS[settings.registry]
+        value = os.environ.get(name) or None
+        if value is None and interactive:
+            value = getpass.getpass(f"{name} (hidden; empty to skip): ") or None
+        secrets[name] = value
+    return RemoteSetup(variables, secrets)
+
+
+def mask(values: Iterable[str | None], ci: bool) -> None:
+    """Register secret values with the runner before anything is logged (CI only)."""
+    if not ci:
+        return
+    from actions_toolkit import core
+
+    for value in values:
+        for line in (value or "").splitlines():
+            if line.strip():
+                core.set_secret(line)
+    sys.stdout.flush()
+
+
+def push_remote(
+    setup: RemoteSetup, repository: str, token: str | None, log: Callable[[str], None]
+) -> None:
+    """Set variables and secrets with PyGithub; whatever cannot be set becomes a gh command."""
+    pending_vars = dict(setup.variables)
+    pending_secrets = {k: v for k, v in setup.secrets.items() if v is not None}
+    if token:
+        from github import Auth, Github, GithubException
+
+        base_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+        client = Github(auth=Auth.Token(token), base_url=base_url, **GITHUB_CLIENT_OPTIONS)
+        try:
+            repo = client.get_repo(repository)
+            for name, value in list(pending_vars.items()):
+                try:
+                    repo.create_variable(name, value)
+                except GithubException as exc:
+                    if exc.status != 409:
+                        raise
+                    if not repo.get_variable(name).edit(value):
+                        raise
+                setup.done.append(f"variable {name}")
+                del pending_vars[name]
+            for name, value in list(pending_secrets.items()):
+                repo.create_secret(name, value)  # sealed with the repository's public key
+                setup.done.append(f"secret {name}")
+                del pending_secrets[name]
+        except GithubException as exc:
+            log(
+                f"warning: the token cannot set repository settings ({exc.status}); "
+                "run the commands below with a token that can"
+            )
+        finally:
+            client.close()
+    for name, value in pending_vars.items():
+        setup.commands.append(f"gh variable set {name} --body {shlex.quote(value)}")
+    # `gh secret set NAME` prompts for the value without echoing it.
+    setup.commands.extend(
+        f"gh secret set {name}" for name in setup.secrets if f"secret {name}" not in setup.done
+    )
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def describe_plan(settings: Settings, plan: Plan, old: Names) -> list[str]:
+    """The plan as lines: derived names, each file changed with a count, moves, removals."""
+    new = settings.new
+    lines = ["names:"]
+    for role, value in new.forms().items():
+        was = old.forms()[role]
+        lines.append(f"  {role:13} {was!r} -> {value!r}")
+    lines.append(f"  {'registry':13} {settings.registry}")
+    lines.append(f"  {'examples':13} {'stripped' if settings.strip_examples else 'kept'}")
+    lines.append(f"files changed ({len(plan.counts)}):")
+    for path in sorted(plan.counts):
+        lines.append(f"  {path}: {plan.counts[path]} replacement(s)")
+    lines.append(f"paths moved ({len(plan.moves)}):")
+    lines.extend(f"  {a} -> {b}" for a, b in plan.moves)
+    lines.append(f"skeletons replacing the example ({len(plan.replaced)}):")
+    lines.extend(f"  {p}" for p in plan.replaced)
+    lines.append(f"paths removed ({len(plan.removed)}):")
+    lines.extend(f"  {p}" for p in plan.removed)
+    for path, variants in sorted(plan.leftovers.items()):
+        lines.append(f"warning: {path} keeps old-name variants {variants}: edit them by hand")
+    return lines
+
+
+def write_summary(settings: Settings, plan: Plan, setup: RemoteSetup) -> None:
+    """Markdown step summary for the Actions run page (no secret values in it)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    new = settings.new
+    rows = "\n".join(f"| {role} | `{value}` |" for role, value in new.forms().items())
+    todo = "\n".join(f"    {c}" for c in setup.commands) or "    (nothing)"
+    done = ", ".join(setup.done) or "none"
+    text = (
+        f"## Template renamed to {new.project_name}\n\n| name | value |\n| --- | --- |\n{rows}\n\n"
+        f"{len(plan.counts)} files changed, {len(plan.moves)} paths moved, "
+        f"{len(plan.removed)} template files removed; examples "
+        f"{'stripped' if settings.strip_examples else 'kept'}.\n\n"
+        f"Repository settings set: {done}.\n\nStill to run (with the GitHub CLI):\n\n{todo}\n"
+    )
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every option can also come from INPUT_<NAME> with --ci."""
+    p = argparse.ArgumentParser(
+        prog="rename.py",
+        description="Turn this template into your own project (see .github/template.toml).",
+    )
+    p.add_argument("--project-name", help="display name (default: the repository's name)")
+    p.add_argument("--distribution", help="PyPI name (default: from the project name)")
+    p.add_argument("--package", help="import name (default: from the distribution)")
+    p.add_argument("--model-class", help="model class (default: <ProjectName>Model)")
+    p.add_argument("--author", help="author (default: git user.name)")
+    p.add_argument("--email", help="author email (default: git user.email)")
+    p.add_argument("--registry", choices=sorted(REGISTRIES), help="image registry (default ghcr)")
+    p.add_argument("--registry-user", help="registry account (default: the repository owner)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--strip-examples",
+        dest="strip_examples",
+        action="store_true",
+        default=None,
+        help="replace the example model with a documented skeleton",
+    )
+    g.add_argument(
+        "--keep-examples",
+        dest="strip_examples",
+        action="store_false",
+        help="keep the example model (default)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument(
+        "--ci",
+        action="store_true",
+        help="read inputs from INPUT_* (GitHub Actions), write outputs and a summary",
+    )
+    return p
+
+
+def read_ci_inputs(args: argparse.Namespace) -> None:
+    """Fill options not given on the command line from the Actions inputs (INPUT_*)."""
+    from actions_toolkit import core
+
+    for name in (
+        "project_name",
+        "distribution",
+        "package",
+        "model_class",
+        "author",
+        "email",
+        "registry",
+        "registry_user",
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, core.get_input(name) or None)
+    if args.strip_examples is None and core.get_input("strip_examples"):
+        args.strip_examples = core.get_boolean_input("strip_examples")
+    if not args.dry_run and core.get_input("dry_run"):
+        args.dry_run = core.get_boolean_input("dry_run")
+
+
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """Run the rename; returns the exit code (0 done or nothing to do, 2 bad name, 1 failed)."""
+    args = build_parser().parse_args(argv)
+    root = (root or Path(__file__).resolve().parent.parent).resolve()
+    if args.ci:
+        read_ci_inputs(args)
+    try:
+        marker = load_marker(root)
+    except NothingToDo:
+        print(f"nothing to do: {MARKER} is gone, this repository was already renamed")
+        _ci_outputs(args.ci, {"changed": "false"})
+        return 0
+    old = Names(**marker["names"])
+    try:
+        settings = resolve_settings(args, root, old)
+    except NameError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    interactive = sys.stdin.isatty() and not args.ci and not args.dry_run
+    setup = remote_setup(settings, interactive)
+    token = os.environ.get("TEMPLATE_SETUP_TOKEN") or os.environ.get("GH_TOKEN")
+    mask([*setup.secrets.values(), token], args.ci)
+    try:
+        plan = make_plan(root, marker, old, settings)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot plan the rename: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in describe_plan(settings, plan, old):
+        print(line)
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        print("would set:", ", ".join([*setup.variables, *setup.secrets]) or "nothing")
+        return 0
+    try:
+        apply_plan(root, plan)
+    except Exception as exc:
+        print(
+            f"error: rename failed and was rolled back, the tree is unchanged: {exc!r}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"renamed to {settings.new.project_name!r}; {MARKER} removed")
+    push_remote(setup, settings.new.repository, token, print)
+    if setup.commands:
+        print("to finish, run (GitHub CLI, in this repository):")
+        for command in setup.commands:
+            print(f"  {command}")
+    write_summary(settings, plan, setup)
+    new = settings.new
+    _ci_outputs(
+        args.ci,
+        {
+            "changed": "true",
+            "project_name": new.project_name,
+            "distribution": new.distribution,
+            "package": new.package,
+            "model_class": new.model_class,
+            "image": new.image,
+        },
+    )
+    return 0
+
+
+def _ci_outputs(ci: bool, outputs: dict[str, str]) -> None:
+    if not ci:
+        return
+    from actions_toolkit import core
+
+    for key, value in outputs.items():
+        core.set_output(key, value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
