@@ -1,0 +1,120 @@
+"""The Prefect flow, run through Prefect (test harness: a real temporary API and database)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymongo import MongoClient
+
+from my_package.config import Settings
+from my_package.model import MyPackageModel
+from my_package.targets import TargetError, load_result
+from my_package.validation import ModelInputs, ScanRange
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A temporary Prefect API for this module's flow runs (8-10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
+    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def mongodb(mongo_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> MongoClient:
+    host, port = mongo_server
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "mongodb")
+    monkeypatch.setenv("LUME_RESULTS_DB__HOST", host)
+    monkeypatch.setenv("LUME_RESULTS_DB__PORT", str(port))
+    monkeypatch.setenv("LUME_RESULTS_DB__DATABASE", "flow_tests")
+    client = MongoClient(host, port)
+    yield client
+    client.drop_database("flow_tests")
+    client.close()
+
+
+def _flow():
+    from my_package.flow import my_package_flow
+
+    return my_package_flow
+
+
+def test_one_point_to_filesystem(prefect_api, filesystem: Path) -> None:
+    ref = _flow()(inputs=ModelInputs(quad_k1l=0.2, alpha_x=0.0, beta_x=10.0, emit_x=4.0))
+    assert ref.target == "filesystem"
+    assert Path(ref.location).parent == filesystem / "my_package"
+    result = load_result(ref)
+    assert result.outputs["sigma_x"] == pytest.approx(0.1)
+    assert result.inputs["drift_length"] == 5.0  # default filled in
+    assert result.unique_hash == ref.unique_hash
+    assert len(result.flow_id) == 36  # the Prefect flow run id (a UUID)
+
+
+def test_scan_to_filesystem_is_one_result(prefect_api, filesystem: Path) -> None:
+    scan = {"quad_k1l": ScanRange(start=-1.0, stop=1.0, num=201)}
+    ref = _flow()(scan=scan)
+    result = load_result(ref)
+    expected = MyPackageModel().evaluate({"quad_k1l": np.linspace(-1.0, 1.0, 201)})
+    assert np.allclose(result.outputs["sigma_x"], expected["sigma_x"])
+    assert len(result.inputs["quad_k1l"]) == 201
+    assert list(filesystem.rglob("*.json")) == [Path(ref.location)]
+
+
+def test_one_point_and_scan_to_mongodb(prefect_api, mongodb: MongoClient) -> None:
+    ref = _flow()(inputs=ModelInputs(quad_k1l=0.2))
+    scan_ref = _flow()(scan={"drift_length": ScanRange(start=1, stop=10, num=10)})
+    assert ref.target == scan_ref.target == "mongodb"
+    collection = mongodb["flow_tests"]["my_package"]
+    assert collection.count_documents({}) == 2
+    document = collection.find_one({"unique_hash": scan_ref.unique_hash})
+    assert str(document["_id"]) == scan_ref.location
+    assert document["inputs"]["drift_length"] == np.linspace(1, 10, 10).tolist()
+    assert load_result(ref, Settings()).outputs["beta_x_screen"] == pytest.approx(3.125)
+
+
+def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Path) -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    from my_package.validation import InputValidationError
+
+    # Prefect checks the parameters against the schema before the run starts...
+    with pytest.raises(ParameterTypeError, match="beta_x"):
+        _flow()(inputs={"beta_x": 1e6})
+    # ...and the validate task checks what the schema cannot: a scan's values.
+    with pytest.raises(InputValidationError, match="'quad_k1l' = 6 at index 6"):
+        _flow()(scan={"quad_k1l": ScanRange(start=0, stop=9, num=10)})
+    assert not any(filesystem.iterdir())
+
+
+def test_down_database_fails_the_run_with_the_host(prefect_api, monkeypatch) -> None:
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "mongodb")
+    monkeypatch.setenv("LUME_RESULTS_DB__HOST", "127.0.0.1")
+    monkeypatch.setenv("LUME_RESULTS_DB__PORT", "9")  # discard port: nothing listens
+    monkeypatch.setenv("LUME_RESULTS_DB__PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("LUME_RESULTS_DB__TIMEOUT_MS", "300")
+    with pytest.raises(TargetError, match=r"127\.0\.0\.1:9") as info:
+        _flow()()
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    ref = _flow()(scan={"quad_k1l": ScanRange(start=-1, stop=1, num=60)})
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["my-package-result"]))
+        )
+    latest = max(artifacts, key=lambda a: a.created)
+    assert latest.type == "table"
+    assert ref.unique_hash in latest.description
+    assert "first 50 of 60 points" in latest.description
