@@ -115,9 +115,14 @@ RESERVED_DISTRIBUTIONS = frozenset(
     }
 )
 REGISTRIES = {"ghcr": "ghcr.io", "dockerhub": "docker.io", "scr": "scr.svc.stanford.edu"}
-# Secret per registry (ghcr pushes with GITHUB_TOKEN and needs none).
-REGISTRY_SECRETS = {"dockerhub": "DOCKERHUB_TOKEN", "scr": "SCR_TOKEN"}
-REGISTRY_USER_VARIABLES = {"dockerhub": "DOCKERHUB_USERNAME", "scr": "SCR_USERNAME"}
+# What the image workflows read (build_image.yml, build_image_scr.yml): the variable naming
+# the image path on that registry, and the login secrets. ghcr pushes with GITHUB_TOKEN and
+# reads only the IMAGE_NAME variable ("owner/name").
+REGISTRY_IMAGE_VARIABLES = {"dockerhub": "DOCKERHUB_IMAGE", "scr": "SCR_IMAGE"}
+REGISTRY_SECRETS = {
+    "dockerhub": ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"),
+    "scr": ("SCR_USERNAME", "SCR_TOKEN"),
+}
 # PyGithub options; tests turn retries and throttling off.
 GITHUB_CLIENT_OPTIONS: dict[str, object] = {"timeout": 30}
 
@@ -632,20 +637,19 @@ class RemoteSetup:
 
 def remote_setup(settings: Settings, interactive: bool) -> RemoteSetup:
     """Decide variables and secrets; secret values only from the environment or a prompt."""
-    new = settings.new
-    variables = {
-        "IMAGE_NAME": new.image,
-        "REGISTRY": REGISTRIES[settings.registry],
-    }
-    if settings.registry in REGISTRY_USER_VARIABLES:
-        variables[REGISTRY_USER_VARIABLES[settings.registry]] = settings.registry_user
+    repo = settings.new.repository.split("/")[1].lower()
+    variables = {"IMAGE_NAME": settings.new.repository.lower()}
     secrets: dict[str, str | None] = {}
     if settings.registry in REGISTRY_SECRETS:
-        name = REGISTRY_SECRETS[settings.registry]
-        value = os.environ.get(name) or None
-        if value is None and interactive:
-            value = getpass.getpass(f"{name} (hidden; empty to skip): ") or None
-        secrets[name] = value
+        variables[REGISTRY_IMAGE_VARIABLES[settings.registry]] = f"{settings.registry_user}/{repo}"
+        user_secret, token_secret = REGISTRY_SECRETS[settings.registry]
+        # The account name is public (it is in the image path); the workflows read it as a
+        # secret, so it is stored as one.
+        secrets[user_secret] = os.environ.get(user_secret) or settings.registry_user
+        token = os.environ.get(token_secret) or None
+        if token is None and interactive:
+            token = getpass.getpass(f"{token_secret} (hidden; empty to skip): ") or None
+        secrets[token_secret] = token
     return RemoteSetup(variables, secrets)
 
 
@@ -833,7 +837,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     interactive = sys.stdin.isatty() and not args.ci and not args.dry_run
     setup = remote_setup(settings, interactive)
     token = os.environ.get("TEMPLATE_SETUP_TOKEN") or os.environ.get("GH_TOKEN")
-    mask([*setup.secrets.values(), token], args.ci)
+    # Registry tokens and the GitHub token; account names stay readable (they are public).
+    mask([v for k, v in setup.secrets.items() if k.endswith("_TOKEN")] + [token], args.ci)
     try:
         plan = make_plan(root, marker, old, settings)
     except (OSError, ValueError) as exc:
