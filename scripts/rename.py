@@ -169,47 +169,76 @@ def derive_model_class(project_name: str) -> str:
     return base if base.endswith("Model") else base + "Model"
 
 
-def _reject(rule: str, value: str, suggestion: str | None) -> None:
+class _Suggesting:
+    """Set while candidate suggestions are checked, so a check never recurses."""
+
+    active = False
+
+
+def _reject(rule: str, value: str, candidates: Iterable[str], check: Callable[[str], None]) -> None:
+    """Raise NameError_ naming the rule, with the first candidate that passes ``check``."""
+    suggestion = None
+    if not _Suggesting.active:
+        _Suggesting.active = True
+        try:
+            for candidate in candidates:
+                try:
+                    check(candidate)
+                except NameError_:
+                    continue
+                suggestion = candidate
+                break
+        finally:
+            _Suggesting.active = False
     hint = f"; try {suggestion!r}" if suggestion else ""
     raise NameError_(f"{rule}: {value!r}{hint}")
 
 
 def check_project_name(name: str) -> None:
     """Display name: starts with a letter; letters, digits, spaces, ``-_.`` only; 2-64 chars."""
-    cleaned = " ".join(words(name))
-    cleaned = re.sub(r"^[^A-Za-z]+", "", cleaned)[:64] or "My Model"
+    cleaned = re.sub(r"^[^A-Za-z]+", "", " ".join(words(name)))[:64]
+    cands = [cleaned, f"{cleaned} Model", "My Model"]
     if not 2 <= len(name) <= 64:
-        _reject("project name must be 2 to 64 characters", name, cleaned)
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9 ._-]*", name):
+        _reject("project name must be 2 to 64 characters", name, cands, check_project_name)
+    if not re.fullmatch(r"[A-Za-z]([A-Za-z0-9 ._-]*[A-Za-z0-9])?", name):
         _reject(
-            "project name must start with a letter and use only letters, digits, spaces, '-', "
-            "'_' and '.'",
+            "project name must start with a letter, end with a letter or digit, and use only "
+            "letters, digits, spaces, '-', '_' and '.'",
             name,
-            cleaned,
+            cands,
+            check_project_name,
         )
-    if not re.search(r"[A-Za-z0-9]$", name):
-        _reject("project name must end with a letter or digit", name, cleaned)
 
 
 def check_distribution(name: str, old: str) -> None:
     """PEP 508 name, already normalized (PEP 503), 2-64 chars, not a dependency's name."""
-    suggestion = derive_distribution(name) or "my-model"
+    base = derive_distribution(name)
+    cands = [normalize_distribution(name), base[:64], f"{base}-model", "my-model"]
+
+    def again(candidate: str) -> None:
+        check_distribution(candidate, old)
+        check_package(derive_package(candidate), "")  # the package derived from it must pass
+
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
         _reject(
             "distribution name is not a valid PEP 508 name (letters, digits, '-', '_', '.', "
             "starting and ending with a letter or digit)",
             name,
-            suggestion,
+            cands,
+            again,
         )
     if name != normalize_distribution(name):
-        _reject("distribution name is not normalized (PEP 503)", name, normalize_distribution(name))
+        _reject("distribution name is not normalized (PEP 503)", name, cands, again)
     if not 2 <= len(name) <= 64:
-        _reject("distribution name must be 2 to 64 characters", name, suggestion[:64])
+        _reject("distribution name must be 2 to 64 characters", name, cands, again)
+    if name == old:
+        _reject("distribution name is the template's own: choose yours", name, ["my-model"], again)
     if name in RESERVED_DISTRIBUTIONS or (name != old and _installed_distribution(name)):
         _reject(
             "distribution name is taken by a dependency or an installed distribution",
             name,
-            f"{name}-model",
+            cands[2:],
+            again,
         )
 
 
@@ -223,66 +252,87 @@ def _installed_distribution(name: str) -> bool:
 
 def check_package(name: str, old: str) -> None:
     """Import name: lower-case identifier, not a keyword, stdlib module or dependency import."""
-    base = derive_package(name) or "model"
-    base = re.sub(r"^[0-9_]+", "", base) or "model"
-    alt = f"{base}_model"
+    base = re.sub(r"^[0-9_]+", "", derive_package(name))[:40]
+    cands = [base, f"{base}_model", f"{base}_pkg", "my_model"]
+
+    def again(candidate: str) -> None:
+        check_package(candidate, old)
+
     if not name.isascii() or not name.isidentifier():
-        _reject("package is not a Python identifier", name, base)
+        _reject("package is not a Python identifier", name, cands, again)
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         _reject(
             "package must be lower case (PEP 8) and start with a letter: a-z, 0-9 and '_'",
             name,
-            base,
+            cands,
+            again,
         )
     if not 2 <= len(name) <= 40:
-        _reject("package must be 2 to 40 characters", name, base[:40] if len(base) > 1 else alt)
+        _reject("package must be 2 to 40 characters", name, cands, again)
+    if name == old:
+        _reject("package is the template's own name: choose yours", name, ["my_model"], again)
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
-        _reject("package is a Python keyword", name, alt)
+        _reject("package is a Python keyword", name, cands[1:], again)
     if name in sys.stdlib_module_names:
-        _reject("package shadows a standard-library module", name, alt)
+        _reject("package shadows a standard-library module", name, cands[1:], again)
     if name in RESERVED_IMPORT_NAMES:
-        _reject("package shadows a dependency's import name or a top-level folder", name, alt)
-    if name == "lume" or name.upper().startswith("LUME_"):
-        # Its settings prefix NAME_ would collide with lume-services' LUME_ variables.
-        _reject("package's settings prefix would collide with lume-services' LUME_", name, alt)
+        _reject(
+            "package shadows a dependency's import name or a top-level folder",
+            name,
+            cands[1:],
+            again,
+        )
+    if name == "lume" or name.startswith("lume_"):
+        # Its settings prefix (NAME_) would collide with lume-services' LUME_ variables.
+        _reject(
+            "package's settings prefix would collide with lume-services' LUME_",
+            name,
+            [f"{name.removeprefix('lume_').removeprefix('lume')}_model".lstrip("_"), "my_model"],
+            again,
+        )
     if name != old and importlib.util.find_spec(name) is not None:
-        _reject("package shadows an installed module", name, alt)
+        _reject("package shadows an installed module", name, cands[1:], again)
 
 
 def check_model_class(name: str) -> None:
     """Class name: ASCII CapWords identifier, 2-64 chars, not a keyword or builtin."""
-    suggestion = cap_words(name) or "MyModel"
-    if not suggestion[:1].isalpha():
-        suggestion = "Model" + suggestion
+    base = re.sub(r"^[^A-Za-z]+", "", cap_words(name))[:59]
+    cands = [base, f"{base}Model", "MyModel"]
     if not name.isascii() or not name.isidentifier():
-        _reject("model class is not a Python identifier", name, suggestion)
+        _reject("model class is not a Python identifier", name, cands, check_model_class)
     if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
         _reject(
             "model class must be CapWords (a capital first, letters and digits only)",
             name,
-            suggestion,
+            cands,
+            check_model_class,
         )
     if not 2 <= len(name) <= 64:
-        _reject(
-            "model class must be 2 to 64 characters",
-            name,
-            "Model" if len(name) < 2 else suggestion[:64],
-        )
+        _reject("model class must be 2 to 64 characters", name, cands, check_model_class)
     if keyword.iskeyword(name) or hasattr(builtins, name) or name == "LUMEBaseModel":
-        _reject("model class shadows a builtin or lume-model name", name, f"{name}Model")
+        _reject(
+            "model class shadows a builtin or lume-model name", name, cands[1:], check_model_class
+        )
 
 
-def check_person(author: str, email: str) -> None:
-    """Author: printable, no quotes or angle brackets; email: one @ and a dotted domain."""
-    safe = re.sub(r"[\"'\\<>\x00-\x1f]", "", author).strip() or "Your Name"
-    if not 1 <= len(author) <= 100 or safe != author:
+def check_author(author: str) -> None:
+    """Author: 1-100 printable characters without quotes, backslash or angle brackets."""
+    if not 1 <= len(author) <= 100 or re.search(r"[\"'\\<>\x00-\x1f\x7f]", author):
+        safe = re.sub(r"[\"'\\<>\x00-\x1f\x7f]", "", author).strip()[:100]
         _reject(
             "author must be 1 to 100 printable characters without quotes, '\\', '<' or '>'",
             author,
-            safe,
+            [safe, "Your Name"],
+            check_author,
         )
+
+
+def check_email(email: str) -> None:
+    """Email: local part, one @ and a dotted domain."""
     if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", email):
-        _reject("email is not an address like name@example.org", email, "you@example.org")
+        _reject(
+            "email is not an address like name@example.org", email, ["you@example.org"], check_email
+        )
 
 
 def check_registry_user(user: str) -> None:
@@ -291,7 +341,8 @@ def check_registry_user(user: str) -> None:
         _reject(
             "registry user must be lower case letters, digits, '.', '_' or '-'",
             user,
-            re.sub(r"[^a-z0-9._-]", "", user.lower()).strip("._-") or "myuser",
+            [re.sub(r"[^a-z0-9._-]", "", user.lower()).strip("._-"), "myuser"],
+            check_registry_user,
         )
 
 
@@ -395,19 +446,17 @@ def resolve_settings(args: argparse.Namespace, root: Path, old: Names) -> Settin
     check_package(package, old.package)
     model_class = args.model_class or derive_model_class(project_name)
     check_model_class(model_class)
-    if package == old.package or distribution == old.distribution:
-        _reject("name is the template's own: choose your project's name", project_name, "Beam Size")
-
     owner = repository.split("/")[0] if repository else old.repository.split("/")[0]
     repo = repository.split("/")[1] if repository else distribution
     actor = os.environ.get("GITHUB_ACTOR") or owner
     author = args.author or _git(root, "config", "user.name") or actor
     email = args.email or _git(root, "config", "user.email") or f"{actor}@users.noreply.github.com"
-    check_person(author, email)
+    check_author(author)
+    check_email(email)
 
     registry = args.registry or "ghcr"
     if registry not in REGISTRIES:
-        _reject("registry must be one of " + ", ".join(REGISTRIES), registry, "ghcr")
+        _reject("registry must be one of " + ", ".join(REGISTRIES), registry, ["ghcr"], len)
     registry_user = args.registry_user or owner.lower()
     check_registry_user(registry_user)
     image_owner = owner.lower() if registry == "ghcr" else registry_user

@@ -1,0 +1,505 @@
+"""scripts/rename.py: name validation, dry run, atomic apply with rollback, idempotence, secrets.
+
+Every test renames a copy of this repository in tmp_path, never the checkout itself. The
+script is loaded from its file (it is not part of the package). GitHub is replaced by
+tests/fake_github.py, a strict local fake (GitHub's API cannot be reached from here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD_NAME = re.compile(r"my[-_ ]?package|slaclab/my|me@example\.com|My Name", re.IGNORECASE)
+BINARY = b"\x89PNG\r\n\x1a\n\x00my_package\xff\xfe MyPackageModel \x00"
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+rename = _load("rename_script", ROOT / "scripts" / "rename.py")
+fake_github = _load("fake_github_api", Path(__file__).with_name("fake_github.py"))
+OLD_PACKAGE = rename.load_marker(ROOT)["names"]["package"]
+
+
+def _copy_repo(dest: Path, git: bool = False) -> Path:
+    """Copy the files git would consider (tracked or not ignored), plus odd files to keep."""
+    listing = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listing.split("\0")):
+        src = ROOT / rel
+        if not os.path.lexists(src):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel, follow_symlinks=False)
+    # A binary file, an executable script and symlinks, inside the package that moves.
+    pkg = dest / OLD_PACKAGE
+    (pkg / "files" / "logo.png").write_bytes(BINARY)
+    tool = pkg / "tool.sh"
+    tool.write_text(f"#!/bin/sh\necho {OLD_PACKAGE}\n")
+    tool.chmod(0o755)
+    (pkg / "files" / "alias.yml").symlink_to("variables.yml")
+    (dest / "readme-link").symlink_to("README.md")
+    if git:
+        subprocess.run(["git", "init", "-q", str(dest)], check=True)
+        subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
+    return dest
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root (but .git) with its type, mode and content hash or link target."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".git", "__pycache__"))
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = path.relative_to(root).as_posix()
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", st.st_mode)
+            else:
+                out[rel] = ("file", st.st_mode, hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No token, no Actions environment; a fixed repository name for determinism."""
+    for key in list(os.environ):
+        if key.startswith(("INPUT_", "GITHUB_")) or key in (
+            "GH_TOKEN",
+            "TEMPLATE_SETUP_TOKEN",
+            "DOCKERHUB_TOKEN",
+            "DOCKERHUB_USERNAME",
+            "SCR_TOKEN",
+            "SCR_USERNAME",
+        ):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "someone/beam-size")
+
+
+@pytest.fixture(scope="module")
+def shared_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for tests that must leave it unchanged (refusals, dry runs)."""
+    return _copy_repo(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return _copy_repo(tmp_path / "repo", git=True)
+
+
+NAMES = ["--project-name", "Beam Size", "--author", "Ada Lovelace", "--email", "ada@example.org"]
+
+BAD_NAMES = [
+    (["--package", "class"], "package is a Python keyword"),
+    (["--package", "match"], "package is a Python keyword"),
+    (["--package", "json"], "package shadows a standard-library module"),
+    (["--package", "os"], "package shadows a standard-library module"),
+    (["--package", "prefect"], "package shadows a dependency's import name"),
+    (["--package", "yaml"], "package shadows a dependency's import name"),
+    (["--package", "numpy"], "package shadows a dependency's import name"),
+    (["--package", "tests"], "package shadows a dependency's import name or a top-level folder"),
+    (["--package", "1beam"], "package is not a Python identifier"),
+    (["--package", "beam-size"], "package is not a Python identifier"),
+    (["--package", "m\u00fcnchen"], "package is not a Python identifier"),
+    (["--package", "Beam_Size"], "package must be lower case"),
+    (["--package", "_beam"], "package must be lower case"),
+    (["--package", "b"], "package must be 2 to 40 characters"),
+    (["--package", "b" * 41], "package must be 2 to 40 characters"),
+    (["--package", "lume"], "collide with lume-services' LUME_"),
+    (["--package", OLD_PACKAGE], "package is the template's own name"),
+    (["--distribution", OLD_PACKAGE.replace("_", "-")], "distribution name is the template's own"),
+    (["--distribution", "beam size"], "not a valid PEP 508 name"),
+    (["--distribution", ".beam"], "not a valid PEP 508 name"),
+    (["--distribution", "Beam_Size"], "distribution name is not normalized"),
+    (["--distribution", "lume-model"], "taken by a dependency"),
+    (["--distribution", "b"], "distribution name must be 2 to 64 characters"),
+    (["--model-class", "beamModel"], "model class must be CapWords"),
+    (["--model-class", "Beam-Model"], "model class is not a Python identifier"),
+    (["--model-class", "Exception"], "model class shadows a builtin"),
+    (["--model-class", "LUMEBaseModel"], "model class shadows a builtin or lume-model name"),
+    (["--project-name", "1st Beam"], "project name must start with a letter"),
+    (["--project-name", 'Beam "Size"'], "project name must start with a letter"),
+    (["--project-name", "B"], "project name must be 2 to 64 characters"),
+    (["--email", "not-an-email"], "email is not an address"),
+    (["--author", 'Ada "The Countess"'], "author must be 1 to 100 printable characters"),
+    (["--registry-user", "Bad User"], "registry user must be lower case"),
+]
+
+
+def _override(argv: list[str], extra: list[str]) -> list[str]:
+    """NAMES with the options in extra replacing their defaults."""
+    out = list(argv)
+    for opt, value in zip(extra[::2], extra[1::2], strict=True):
+        if opt in out:
+            out[out.index(opt) + 1] = value
+        else:
+            out += [opt, value]
+    return out
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_NAMES, ids=[" ".join(b[0]) for b in BAD_NAMES])
+def test_bad_name_is_refused_and_tree_unchanged(
+    shared_copy: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+) -> None:
+    before = snapshot(shared_copy)
+    assert rename.main(_override(NAMES, extra), root=shared_copy) == rename.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert message in err
+    assert repr(extra[1]) in err  # names the bad value
+    assert snapshot(shared_copy) == before
+    # The suggestion is itself a valid name: the same run with it gets through validation.
+    suggestion = re.search(r"try '([^']*)'", err)
+    assert suggestion, err
+    fixed = _override(NAMES, [extra[0], suggestion.group(1)])
+    assert rename.main([*fixed, "--dry-run"], root=shared_copy) == 0, capsys.readouterr()
+    assert snapshot(shared_copy) == before
+
+
+def test_at_least_twenty_bad_names() -> None:
+    assert len(BAD_NAMES) >= 20
+
+
+def test_derived_names() -> None:
+    assert rename.derive_distribution("Beam Size") == "beam-size"
+    assert rename.derive_package("beam-size") == "beam_size"
+    assert rename.derive_model_class("Beam Size") == "BeamSizeModel"
+    assert rename.derive_model_class("LCLS cu-inj") == "LCLSCuInjModel"
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    shared_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    before = snapshot(shared_copy)
+    assert rename.main([*NAMES, "--dry-run"], root=shared_copy) == 0
+    out = capsys.readouterr().out
+    assert snapshot(shared_copy) == before
+    assert "dry run: nothing was changed" in out
+    assert f"{OLD_PACKAGE}/model.py -> beam_size/model.py" in out
+    assert re.search(r"setup\.cfg: \d+ replacement\(s\)", out)
+    assert "'MyPackageModel' -> 'BeamSizeModel'" in out
+    assert ".github/template.toml" in out  # removed
+
+
+@pytest.mark.parametrize("fail_at", [1, 7, -1])
+def test_failure_mid_apply_leaves_the_tree_unchanged(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, fail_at: int
+) -> None:
+    plan_size = len(
+        rename.make_plan(
+            repo,
+            rename.load_marker(repo),
+            rename.Names(**rename.load_marker(repo)["names"]),
+            rename.resolve_settings(
+                rename.build_parser().parse_args(NAMES),
+                repo,
+                rename.Names(**rename.load_marker(repo)["names"]),
+            ),
+        ).writes
+    )
+    limit = plan_size if fail_at == -1 else fail_at
+    calls = []
+    real_write = rename._write_file
+
+    def flaky_write(path: Path, data: bytes, mode: int) -> None:
+        calls.append(path)
+        if len(calls) == limit:
+            real_write(path, b"half-written", mode)  # a partial write, then the failure
+            raise OSError(28, "No space left on device (injected)")
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(rename, "_write_file", flaky_write)
+    before = snapshot(repo)
+    assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+    assert len(calls) == limit
+    assert "rolled back" in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+def test_rename_leaves_no_trace_and_keeps_binary_modes_links(
+    repo: Path, capsys: pytest.CaptureFixture
+) -> None:
+    workflows = snapshot(repo / ".github" / "workflows")
+    assert rename.main(NAMES, root=repo) == 0
+    capsys.readouterr()
+    pkg = repo / "beam_size"
+    assert not (repo / OLD_PACKAGE).exists()
+    assert not (repo / rename.MARKER).exists()
+    assert not (repo / ".github" / "template").exists()
+    assert not (repo / "tests" / "test_rename.py").exists()
+    # Binary: moved, byte for byte. Executable: substituted, still executable. Links: kept.
+    assert (pkg / "files" / "logo.png").read_bytes() == BINARY
+    assert (pkg / "tool.sh").read_text() == "#!/bin/sh\necho beam_size\n"
+    assert (pkg / "tool.sh").stat().st_mode & 0o777 == 0o755
+    assert os.readlink(pkg / "files" / "alias.yml") == "variables.yml"
+    assert os.readlink(repo / "readme-link") == "README.md"
+    # Workflows untouched; no old name anywhere else (binary file excepted, by design).
+    assert snapshot(repo / ".github" / "workflows") == workflows
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo).as_posix()
+        if ".git/" in rel + "/" or rel.startswith(".github/workflows") or path.is_symlink():
+            continue
+        assert not OLD_NAME.search(rel), rel
+        if path.is_file() and path.name != "logo.png":
+            hits = OLD_NAME.findall(path.read_text(encoding="utf-8"))
+            assert not hits, (rel, hits)
+    text = (repo / "setup.cfg").read_text()
+    assert "name = beam-size" in text
+    assert "Ada Lovelace" in text
+    assert "class BeamSizeModel" in (pkg / "model.py").read_text()
+
+
+def test_second_run_does_nothing(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    assert rename.main(NAMES, root=repo) == 0
+    after = snapshot(repo)
+    capsys.readouterr()
+    assert rename.main(NAMES, root=repo) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert snapshot(repo) == after
+
+
+def test_strip_examples_replaces_the_model_with_the_skeleton(
+    repo: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert rename.main([*NAMES, "--strip-examples"], root=repo) == 0
+    model = (repo / "beam_size" / "model.py").read_text()
+    assert "class BeamSizeModel(LUMEBaseModel)" in model
+    assert "from beam_size.variables import load_variables" in model
+    assert "quad_k1l" not in model
+    assert "gain" in (repo / "beam_size" / "files" / "variables.yml").read_text()
+    for removed in rename.load_marker(ROOT)["examples"]["remove"]:
+        assert not (repo / removed).exists()
+
+
+def test_ci_mode_reads_inputs_and_writes_outputs_and_summary(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    output.touch()  # the runner creates both files before the step starts
+    summary.touch()
+    for key, value in {
+        "INPUT_PROJECT_NAME": "Beam Size",
+        "INPUT_MODEL_CLASS": "BeamModel",
+        "INPUT_AUTHOR": "Ada Lovelace",
+        "INPUT_EMAIL": "ada@example.org",
+        "INPUT_REGISTRY": "ghcr",
+        "INPUT_STRIP_EXAMPLES": "false",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert rename.main(["--ci"], root=repo) == 0
+    out = capsys.readouterr().out
+    text = output.read_text()
+    for key, value in {
+        "changed": "true",
+        "package": "beam_size",
+        "model_class": "BeamModel",
+    }.items():
+        assert re.search(rf"^{key}<<(\S+)\n{value}\n\1$", text, re.MULTILINE), text
+    assert "Template renamed to Beam Size" in summary.read_text()
+    assert "gh variable set IMAGE_NAME --body someone/beam-size" in out
+    assert "class BeamModel" in (repo / "beam_size" / "model.py").read_text()
+
+
+# --------------------------------------------------------------------------- GitHub
+
+
+@pytest.fixture
+def no_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyGithub's retries and write throttling off: a refusal is final, and tests stay fast."""
+    monkeypatch.setattr(
+        rename,
+        "GITHUB_CLIENT_OPTIONS",
+        {
+            "timeout": 10,
+            "retry": None,
+            "seconds_between_requests": None,
+            "seconds_between_writes": None,
+        },
+    )
+
+
+def test_fake_github_is_strict() -> None:
+    """The fake refuses what GitHub refuses, so the round-trip test below proves something."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    from nacl.public import PrivateKey, SealedBox
+
+    with fake_github.FakeGitHub("good-token", "someone/beam-size") as api:
+
+        def call(method: str, path: str, body: dict | None, token: str | None) -> int:
+            req = urllib.request.Request(
+                api.url + path,
+                method=method,
+                data=json.dumps(body).encode() if body is not None else None,
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        base = "/repos/someone/beam-size/actions"
+        assert call("GET", f"{base}/secrets/public-key", None, None) == 401
+        assert call("GET", f"{base}/secrets/public-key", None, "wrong") == 401
+        assert call("GET", f"{base}/secrets/public-key", None, "good-token") == 200
+        key = api.state.private_key.public_key
+        good = base64.b64encode(SealedBox(key).encrypt(b"v")).decode()
+        other = base64.b64encode(SealedBox(PrivateKey.generate().public_key).encrypt(b"v")).decode()
+        secret = f"{base}/secrets/X"
+        kid = api.state.key_id
+        assert call("PUT", secret, {"key_id": "1", "encrypted_value": good}, "good-token") == 422
+        assert call("PUT", secret, {"key_id": kid, "encrypted_value": "dg=="}, "good-token") == 422
+        assert call("PUT", secret, {"key_id": kid, "encrypted_value": other}, "good-token") == 422
+        assert call("PUT", secret, {"key_id": kid, "encrypted_value": good}, "good-token") == 201
+        var = {"name": "V", "value": "1"}
+        assert call("POST", f"{base}/variables", var, "good-token") == 201
+        assert call("POST", f"{base}/variables", var, "good-token") == 409
+        assert call("PATCH", f"{base}/variables/V", var, "good-token") == 204
+        assert api.state.secrets == {"X": "v"}
+
+
+def test_secrets_and_variables_round_trip_through_the_api(
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    no_retry: None,
+) -> None:
+    secret = "dckr_pat_" + os.urandom(12).hex()
+    token = "ghp_" + os.urandom(12).hex()
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    summary.touch()
+    output.touch()
+    with fake_github.FakeGitHub(token, "someone/beam-size") as api:
+        api.state.variables["IMAGE_NAME"] = "stale/value"  # exercises 409 -> PATCH
+        monkeypatch.setenv("GITHUB_API_URL", api.url)
+        monkeypatch.setenv("TEMPLATE_SETUP_TOKEN", token)
+        monkeypatch.setenv("DOCKERHUB_TOKEN", secret)
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+        argv = [*NAMES, "--registry", "dockerhub", "--registry-user", "ada", "--ci"]
+        assert rename.main(argv, root=repo) == 0
+    captured = capsys.readouterr()
+    # Decrypted by the fake with its private key: the value round-trips.
+    assert api.state.secrets == {"DOCKERHUB_USERNAME": "ada", "DOCKERHUB_TOKEN": secret}
+    assert api.state.variables == {
+        "IMAGE_NAME": "someone/beam-size",
+        "DOCKERHUB_IMAGE": "ada/beam-size",
+    }
+    assert ("PATCH", "/repos/someone/beam-size/actions/variables/IMAGE_NAME", 204) in (
+        api.state.requests
+    )
+    # Masked before anything else is printed; otherwise never printed nor summarized.
+    lines = captured.out.splitlines()
+    assert lines[:2] == [f"::add-mask::{secret}", f"::add-mask::{token}"]
+    for value in (secret, token):
+        assert value not in "\n".join(lines[2:])
+        assert value not in captured.err
+        assert value not in summary.read_text()
+    assert "gh secret set" not in captured.out  # everything was set
+
+
+def test_without_a_sufficient_token_prints_gh_commands(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, no_retry: None
+) -> None:
+    secret = "scr_" + os.urandom(8).hex()
+    with fake_github.FakeGitHub("the-real-token", "someone/beam-size") as api:
+        monkeypatch.setenv("GITHUB_API_URL", api.url)
+        monkeypatch.setenv("GH_TOKEN", "a-token-without-rights")
+        monkeypatch.setenv("SCR_TOKEN", secret)
+        argv = [*NAMES, "--registry", "scr", "--registry-user", "ada"]
+        assert rename.main(argv, root=repo) == 0
+    captured = capsys.readouterr()
+    assert api.state.secrets == {} and api.state.variables == {}
+    assert "cannot set repository settings (401)" in captured.out
+    for command in (
+        "gh variable set IMAGE_NAME --body someone/beam-size",
+        "gh variable set SCR_IMAGE --body ada/beam-size",
+        "gh secret set SCR_USERNAME",
+        "gh secret set SCR_TOKEN",
+    ):
+        assert command in captured.out
+    assert secret not in captured.out + captured.err
+
+
+# --------------------------------------------------------------------------- self-verification
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strip", [False, True], ids=["keep-examples", "strip-examples"])
+def test_renamed_template_passes_its_own_tests_and_linters(tmp_path: Path, strip: bool) -> None:
+    """The template proved, not hoped: rename a copy, then run the copy's own checks there."""
+    repo = _copy_repo(tmp_path / "repo")
+    for extra in ("logo.png", "alias.yml"):
+        (repo / OLD_PACKAGE / "files" / extra).unlink()
+    (repo / OLD_PACKAGE / "tool.sh").unlink()
+    (repo / "readme-link").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    env.update(
+        GITHUB_REPOSITORY="someone/beam-size",
+        PYTHONPATH=str(repo),
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_HOME=str(tmp_path / "prefect"),
+    )
+    argv = [sys.executable, "scripts/rename.py", *NAMES, *(["--strip-examples"] if strip else [])]
+    subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True, timeout=120)
+
+    for path in repo.rglob("*"):
+        rel = path.relative_to(repo).as_posix()
+        if rel.startswith(".github/workflows") or "__pycache__" in rel:
+            continue
+        assert not OLD_NAME.search(rel), rel
+        if path.is_file():
+            assert not OLD_NAME.findall(path.read_text(encoding="utf-8")), rel
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        return proc
+
+    run(sys.executable, "-c", "import beam_size.model as m; m.BeamSizeModel().evaluate({})")
+    run(sys.executable, "-m", "beam_size", "--help")
+    run(sys.executable, "-m", "beam_size", "describe")
+    run(sys.executable, "-m", "beam_size", "evaluate", "--output-dir", str(tmp_path / "out"))
+    run(sys.executable, "-m", "ruff", "check", ".")
+    run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "not slow and not container",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    )
