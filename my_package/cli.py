@@ -144,9 +144,18 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from my_package.flow import my_package_flow
 
-    ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=target)
+    updates = {}
+    if not PREFECT_API_URL.value():
+        # No Prefect server configured: this run's API is a temporary one that ends with
+        # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
+        # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
+        updates["flows.heartbeat_frequency"] = None
+    with temporary_settings(updates=updates):
+        ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=target)
     if not scan:
         from my_package.config import Settings
         from my_package.targets import load_result
