@@ -536,6 +536,22 @@ def strip_regions(text: str, start: str, end: str) -> str:
     return "".join(out)
 
 
+def replace_tables(text: str, fragment: str) -> str:
+    """Replace each Markdown table whose header row is the fragment's first line by it."""
+    header = fragment.splitlines()[0].strip()
+    lines = text.splitlines(keepends=True)
+    out, i = [], 0
+    while i < len(lines):
+        if lines[i].strip() == header:
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                i += 1
+            out.append(fragment if fragment.endswith("\n") else fragment + "\n")
+            continue
+        out.append(lines[i])
+        i += 1
+    return "".join(out)
+
+
 def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
     """Compute every write, move and deletion without touching the tree."""
     plan = Plan()
@@ -548,6 +564,7 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
     if settings.strip_examples:
         remove += examples.get("remove", [])
     region = (examples.get("region_start"), examples.get("region_end"))
+    tables: dict[str, str] = dict(examples.get("tables", {})) if settings.strip_examples else {}
     pattern, mapping = substitution(old, settings.new)
     leftover = re.compile(
         "|".join(re.escape(w) for w in {old.package, old.distribution})
@@ -585,6 +602,8 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
         if text is not None and not _matches(path, verbatim):
             if settings.strip_examples and region[0] and region[0] in text:
                 text = strip_regions(text, region[0], region[1])
+            if path in tables:
+                text = replace_tables(text, (root / tables[path]).read_text(encoding="utf-8"))
             text, count = pattern.subn(lambda m: mapping[m.group(0)], text)
             variants = sorted({m.group(0) for m in leftover.finditer(text)})
             if variants:
