@@ -628,10 +628,31 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write one file and give it its mode (the single write path; tests inject faults)."""
+    """Write one file with its mode (the single write path; tests inject faults here).
+
+    Written beside the target, then renamed over it: the old inode, which the backup
+    hard-links, is never modified in place.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.chmod(path, mode & 0o7777)
+    tmp = path.with_name(f".{path.name}.rename-tmp")
+    try:
+        tmp.write_bytes(data)
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
+
+
+def _backup(src: Path, dst: Path) -> None:
+    """Keep the original: a hard link (no data copied), or a copy where links fail."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if src.is_symlink():
+            raise OSError("symlink: copy it as a link")
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def _remove(path: Path) -> None:
@@ -641,7 +662,9 @@ def _remove(path: Path) -> None:
 def apply_plan(root: Path, plan: Plan) -> None:
     """Apply the plan; on any exception restore every touched path exactly, then re-raise."""
     touched = sorted(set(plan.writes) | set(plan.links) | plan.deletes)
-    backup = Path(tempfile.mkdtemp(prefix="rename-backup-"))
+    # Backup on the same file system (hard links); if the process is killed, the originals
+    # are still in this folder.
+    backup = Path(tempfile.mkdtemp(prefix=".rename-backup-", dir=root))
     existed: dict[str, bool] = {}
     dirs_before = {p for p in _parents(root, touched) if p.is_dir()}
     try:
@@ -649,9 +672,7 @@ def apply_plan(root: Path, plan: Plan) -> None:
             src = root / rel
             existed[rel] = os.path.lexists(src)
             if existed[rel]:
-                dst = backup / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst, follow_symlinks=False)
+                _backup(src, backup / rel)
         try:
             for rel in sorted(plan.deletes - set(plan.writes) - set(plan.links)):
                 _remove(root / rel)
@@ -667,7 +688,7 @@ def apply_plan(root: Path, plan: Plan) -> None:
                     target.unlink()
                 if existed[rel]:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(backup / rel, target, follow_symlinks=False)
+                    os.replace(backup / rel, target)
             for d in sorted(_parents(root, touched) - dirs_before, key=lambda p: -len(p.parts)):
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
