@@ -63,21 +63,29 @@ start_dockerd() {
 }
 
 stop_dockerd() {
-    [ -f "$PIDFILE" ] || return 0
-    local pid
-    pid="$(cat "$PIDFILE")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        # dockerd stops its containers and its containerd first: wait up to 30 s, then force.
-        local deadline=$((SECONDS + 30))
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if [ -f "$PIDFILE" ]; then
+        local pid
+        pid="$(cat "$PIDFILE")"
         if kill -0 "$pid" 2>/dev/null; then
-            log "dockerd (pid $pid) ignored SIGTERM; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
+            kill -TERM "$pid"
+            # dockerd stops its containers and its containerd first: wait up to 30 s, then force.
+            local deadline=$((SECONDS + 30))
+            while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+            if kill -0 "$pid" 2>/dev/null; then
+                log "dockerd (pid $pid) ignored SIGTERM; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            log "dockerd stopped (pid $pid)"
         fi
-        log "dockerd stopped (pid $pid)"
+        rm -f "$PIDFILE"
     fi
-    rm -f "$PIDFILE"
+    # dockerd leaves its default network namespace bind-mounted (exec/netns/default); unmount
+    # what is still mounted under our directory so nothing outlives the run.
+    local mounts mount
+    mounts="$(awk -v dir="$CI_DOCKER_DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r)"
+    for mount in $mounts; do
+        umount "$mount" 2>/dev/null || umount -l "$mount" || log "could not unmount $mount"
+    done
 }
 
 make_base_image() {

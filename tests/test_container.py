@@ -39,8 +39,6 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-pytestmark = pytest.mark.container
-
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "1.2.3"  # build argument; must reach the label and the installed package
 REPLACEMENT = """\
@@ -277,6 +275,7 @@ def run(docker: Docker, image: str, *args: str, label: str) -> subprocess.Comple
     return proc
 
 
+@pytest.mark.container
 def test_image_metadata(docker: Docker, image: str) -> None:
     config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "1000:1000"
@@ -289,6 +288,7 @@ def test_image_metadata(docker: Docker, image: str) -> None:
     assert not [key for key in env if re.search("PASSWORD|TOKEN|SECRET", key)]
 
 
+@pytest.mark.container
 def test_package_installed_without_build_leftovers(docker: Docker, image: str) -> None:
     _, package = project_names()
     script = (
@@ -302,6 +302,7 @@ def test_package_installed_without_build_leftovers(docker: Docker, image: str) -
     assert out == [VERSION, "/opt/env/bin/python", "1000", "False", "False", "False"]
 
 
+@pytest.mark.container
 def test_default_command_writes_result_to_mounted_directory(
     docker: Docker, image: str, results_dir: Path
 ) -> None:
@@ -325,6 +326,7 @@ def test_default_command_writes_result_to_mounted_directory(
     assert document["outputs"]["sigma_x"] > 0
 
 
+@pytest.mark.container
 def test_flow_run_with_options_as_non_root(docker: Docker, image: str, results_dir: Path) -> None:
     _, package = project_names()
     # fmt: off
@@ -342,6 +344,7 @@ def test_flow_run_with_options_as_non_root(docker: Docker, image: str, results_d
     assert inputs["quad_k1l"] == 0.2 and inputs["drift_length"] == 3.0
 
 
+@pytest.mark.container
 def test_flow_run_to_mongodb_on_the_host(
     docker: Docker, image: str, mongo_server: tuple[str, int]
 ) -> None:

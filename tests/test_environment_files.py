@@ -275,11 +275,11 @@ def test_dependency_added_to_setup_cfg_only_fails(project: Path) -> None:
 
 
 def test_dev_tool_added_to_setup_cfg_only_fails(project: Path) -> None:
-    edit(project / "setup.cfg", "    ruff==", "    yamllint==1.37.1\n    ruff==")
+    edit(project / "setup.cfg", "    ruff==", "    mypy==1.18.2\n    ruff==")
     problems = check_all(project)
     assert problems == [
-        "dev-environment.yml: yamllint==1.37.1 from setup.cfg is missing "
-        "(add 'yamllint==1.37.1' or a pip entry 'yamllint==1.37.1')"
+        "dev-environment.yml: mypy==1.18.2 from setup.cfg is missing "
+        "(add 'mypy==1.18.2' or a pip entry 'mypy==1.18.2')"
     ]
 
 
