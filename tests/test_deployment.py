@@ -369,6 +369,11 @@ def test_local_deployment_works_in_the_directory_it_was_deployed_from(
 
 
 @pytest.mark.slow
+def test_deploy_adds_no_files_to_the_project(project: Path) -> None:
+    assert sorted(path.name for path in project.iterdir()) == ["my_package", "prefect.yaml"]
+
+
+@pytest.mark.slow
 def test_parameter_schema_reaches_the_server(project: Path, server: Server) -> None:
     deployment = _deployment(server, "local")
     schema = deployment["parameter_openapi_schema"]
