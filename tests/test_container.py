@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -79,6 +80,20 @@ def project_names() -> tuple[str, str]:
     cfg.read(ROOT / "setup.cfg")
     package = cfg.get("options.packages.find", "include").replace(",", " ").split()[0]
     return cfg.get("metadata", "name"), package
+
+
+def model_variables() -> tuple[dict[str, float], list[str]]:
+    """Inputs with a non-default in-range value each, and output names, from variables.yml.
+
+    Read from the file (not hard-coded) so the test holds for any model, the skeleton included.
+    """
+    _, package = project_names()
+    data = yaml.safe_load((ROOT / package / "files" / "variables.yml").read_text())
+    inputs = {}
+    for name, spec in data["input_variables"].items():
+        low, high = spec.get("value_range") or (spec["default_value"], spec["default_value"])
+        inputs[name] = round(low + 0.37 * (high - low), 6)
+    return inputs, list(data["output_variables"])
 
 
 def requirements(section: str, option: str) -> list[str]:
@@ -323,25 +338,25 @@ def test_default_command_writes_result_to_mounted_directory(
     assert files[0].stat().st_uid == 1000
     document = json.loads(files[0].read_text())
     assert set(document) >= {"flow_id", "inputs", "outputs", "unique_hash"}
-    assert document["outputs"]["sigma_x"] > 0
+    assert set(document["outputs"]) == set(model_variables()[1])
 
 
 @pytest.mark.container
 def test_flow_run_with_options_as_non_root(docker: Docker, image: str, results_dir: Path) -> None:
     _, package = project_names()
+    inputs, _ = model_variables()
+    settings = [arg for name, value in inputs.items() for arg in ("--set", f"{name}={value!r}")]
     # fmt: off
     proc = run(
         docker, image, "--network", "none", "-v", f"{results_dir}:/out", image,
-        "python", "-m", package, "run", "--set", "quad_k1l=0.2", "--set", "drift_length=3",
-        "--target", "filesystem", "--output-dir", "/out",
+        "python", "-m", package, "run", *settings, "--target", "filesystem", "--output-dir", "/out",
         label="flow run --set --output-dir",
     )
     # fmt: on
     (path,) = results_dir.rglob("*.json")
     assert str(path.relative_to(results_dir)) in proc.stdout
     assert path.stat().st_uid == 1000
-    inputs = json.loads(path.read_text())["inputs"]
-    assert inputs["quad_k1l"] == 0.2 and inputs["drift_length"] == 3.0
+    assert json.loads(path.read_text())["inputs"] == pytest.approx(inputs)
 
 
 @pytest.mark.container
@@ -354,12 +369,13 @@ def test_flow_run_to_mongodb_on_the_host(
     _, package = project_names()
     host, port = mongo_server
     project = "container_test"
+    name, value = next(iter(model_variables()[0].items()))
     # fmt: off
     proc = run(
         docker, image, "--network", "host",
         "-e", f"LUME_RESULTS_DB__HOST={host}", "-e", f"LUME_RESULTS_DB__PORT={port}",
         "-e", f"MY_PACKAGE_PROJECT_NAME={project}",
-        image, "python", "-m", package, "run", "--target", "mongodb", "--set", "emit_x=2.5",
+        image, "python", "-m", package, "run", "--target", "mongodb", "--set", f"{name}={value!r}",
         label="flow run --target mongodb",
     )
     # fmt: on
@@ -370,5 +386,5 @@ def test_flow_run_to_mongodb_on_the_host(
         client.close()
     assert len(documents) == 1, proc.stdout
     assert str(documents[0]["_id"]) in proc.stdout
-    assert documents[0]["inputs"]["emit_x"] == 2.5
-    assert documents[0]["outputs"]["sigma_x"] > 0
+    assert documents[0]["inputs"][name] == pytest.approx(value)
+    assert set(documents[0]["outputs"]) == set(model_variables()[1])
