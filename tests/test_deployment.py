@@ -228,73 +228,95 @@ def _load(ref: dict[str, Any]):
     return load_result(ref, Settings())
 
 
+def _variables():
+    """The model's variables: these tests use whatever variables.yml declares."""
+    from my_package.variables import load_variables
+
+    return load_variables()
+
+
+def _points(var, count: int) -> list[float]:
+    """``count`` distinct values inside an input variable's range."""
+    low, high = var.value_range
+    return [low + (high - low) * (i + 1) / (count + 1) for i in range(count)]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("client_settings")
 def test_one_point_runs_and_its_result_is_saved(worker, server: Server) -> None:
-    inputs = {"quad_k1l": 0.25, "beta_x": 12.0}
-    ref = _check_completed(_run({"inputs": inputs}, worker, server), server)
+    inputs, outputs = _variables()
+    chosen, *defaulted = inputs
+    [value] = _points(chosen, 1)
+    ref = _check_completed(_run({"inputs": {chosen.name: value}}, worker, server), server)
 
     assert ref["target"] == "filesystem"
     assert Path(ref["location"]).is_relative_to(Path(server.env["MY_PACKAGE_OUTPUT_DIR"]))
     result = _load(ref)
     assert result.unique_hash == ref["unique_hash"]
-    assert result.inputs["quad_k1l"] == 0.25
-    assert result.inputs["beta_x"] == 12.0
-    assert result.inputs["alpha_x"] == 0.5  # filled from its default in variables.yml
-    assert set(result.outputs) == {"sigma_x", "beta_x_screen", "alpha_x_screen"}
+    assert result.inputs[chosen.name] == value
+    for var in defaulted:  # filled from their defaults in variables.yml
+        assert result.inputs[var.name] == var.default_value
+    assert set(result.outputs) == {var.name for var in outputs}
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("client_settings")
 def test_scan_runs_and_its_result_holds_every_point(worker, server: Server) -> None:
-    scan = {"quad_k1l": {"start": -1.0, "stop": 1.0, "num": 21}}
+    inputs, outputs = _variables()
+    var = inputs[-1]
+    low, high = var.value_range
+    scan = {var.name: {"start": low, "stop": high, "num": 21}}
     ref = _check_completed(_run({"scan": scan}, worker, server), server)
 
     result = _load(ref)
-    assert len(result.inputs["quad_k1l"]) == 21
-    assert len(result.outputs["sigma_x"]) == 21
-    assert result.inputs["quad_k1l"][0] == -1.0
-    assert result.inputs["quad_k1l"][-1] == 1.0
+    assert len(result.inputs[var.name]) == 21
+    assert (result.inputs[var.name][0], result.inputs[var.name][-1]) == (low, high)
+    for output in outputs:
+        assert len(result.outputs[output.name]) == 21
 
 
 @pytest.mark.slow
 def test_out_of_range_parameter_is_rejected_naming_the_variable(worker, server: Server) -> None:
     # README's command: the server checks parameters against the flow's schema
     # before a run is created, so nothing runs and nothing is saved.
+    var = _variables()[0][0]
+    low, high = var.value_range
+    too_high = high + (high - low)
     proc = _prefect(
         server,
         "deployment",
         "run",
         f"{FLOW_NAME}/local",
         "--param",
-        'inputs={"beta_x": 1000.0}',
+        f"inputs={json.dumps({var.name: too_high})}",
         check=False,
     )
     output = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, output
-    assert "inputs.beta_x" in output
-    assert "maximum of 100" in output, output
+    assert f"inputs.{var.name}" in output, output
+    assert f"maximum of {high}" in output, output
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("client_settings")
 def test_four_runs_at_once_all_complete(worker, server: Server) -> None:
-    values = [0.1, 0.2, 0.3, 0.4]
+    var = _variables()[0][0]
+    values = _points(var, 4)
     with ThreadPoolExecutor(max_workers=4) as pool:
         # Each thread gets a copy of this context: Prefect's settings (the server's
         # URL) live in context variables, which new threads do not inherit.
         futures = [
             pool.submit(
-                contextvars.copy_context().run, _run, {"inputs": {"quad_k1l": k}}, worker, server
+                contextvars.copy_context().run, _run, {"inputs": {var.name: v}}, worker, server
             )
-            for k in values
+            for v in values
         ]
         runs = [future.result() for future in futures]
 
     refs = [_check_completed(run, server) for run in runs]
     assert len({ref["unique_hash"] for ref in refs}) == 4
     for value, ref in zip(values, refs, strict=True):
-        assert _load(ref).inputs["quad_k1l"] == value
+        assert _load(ref).inputs[var.name] == value
 
 
 # -- Docker and Kubernetes deployments, checked without Docker or a cluster ------------

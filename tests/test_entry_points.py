@@ -104,8 +104,12 @@ def test_flow_parameter_schema_lists_every_input_with_default_bounds_and_unit() 
 def test_flow_accepts_its_own_defaults_and_refuses_unknown_names() -> None:
     from prefect.exceptions import ParameterTypeError
 
+    from my_package.variables import load_variables
+
+    var = load_variables()[0][0]
     flow = _load("my_package.flow")
     flow.validate_parameters({})
-    flow.validate_parameters({"inputs": {"quad_k1l": 0.3}, "scan": None, "target": "filesystem"})
-    with pytest.raises(ParameterTypeError, match="quad_k2l"):
-        flow.validate_parameters({"inputs": {"quad_k2l": 0.3}})
+    value = var.default_value
+    flow.validate_parameters({"inputs": {var.name: value}, "scan": None, "target": "filesystem"})
+    with pytest.raises(ParameterTypeError, match=f"{var.name}_typo"):
+        flow.validate_parameters({"inputs": {f"{var.name}_typo": value}})

@@ -104,8 +104,8 @@ def test_document_saved_by_our_mongodb_target_loads_on_each_side(
     result = Result(
         project_name="contract",
         flow_id="contract-run",
-        inputs={"quad_k1l": np.linspace(-1.0, 1.0, 5), "beta_x": 10.0},
-        outputs={"sigma_x": np.linspace(0.1, 0.5, 5)},
+        inputs={"x": np.linspace(-1.0, 1.0, 5), "y": 10.0},
+        outputs={"z": np.linspace(0.1, 0.5, 5)},
     )
     with MongoTarget(ResultsDBSettings(host=host, port=port, database="contract")) as target:
         ref = target.save(result)
@@ -117,7 +117,7 @@ def test_document_saved_by_our_mongodb_target_loads_on_each_side(
     loaded = side.load(stored, ref.project_name)
     assert loaded.unique_hash == result.unique_hash
     assert loaded.project_name == "contract"
-    assert np.allclose(loaded.inputs["quad_k1l"], result.inputs["quad_k1l"])
+    assert np.allclose(loaded.inputs["x"], result.inputs["x"])
 
 
 def test_document_written_by_each_side_loads_in_ours(side: Side) -> None:
