@@ -1,0 +1,239 @@
+"""Scans of 10^5 and 10^6 points: the package's paths against the model's own numpy speed.
+
+Printed, each measured in the same run (medians of --repeat, ranges in brackets):
+
+* in-process, per size: ``_evaluate`` on numpy arrays (the physical limit, "a"), the Python
+  API ``MyPackageModel().evaluate`` with arrays, and the steps of a saved scan (validate,
+  build the Result + unique_hash, save to the filesystem target);
+* a loop of ``LUMEBaseModel.evaluate`` per point ("b", what a user would write without
+  this package), timed on --loop-points points and extrapolated per point;
+* cold processes: ``python -m my_package evaluate --scan`` and ``run --scan`` at each size;
+* marginal cost per point, (t(N2) - t(N1)) / (N2 - N1), and its ratio to "a" and "b";
+* peak memory at the largest size: peak RSS (VmHWM) of a child process for the floor
+  (numpy + ``_evaluate``), the API, the saved scan, and the two CLI commands.
+
+    python bench/bench_scan.py [--sizes 100000 1000000] [--repeat 3] [--no-run]
+"""
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+SCANNED = "quad_k1l"  # its range [-1, 1] 1/m is inside variables.yml's
+
+# A child process that does one step at size N and prints nothing: its max RSS is read
+# by the parent. "floor" is numpy + the model's own _evaluate, the least any scan needs.
+MEMORY_CHILD = """
+import sys, numpy as np
+from my_package.model import MyPackageModel
+from my_package.validation import ScanRange, collect_inputs
+step, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+model = MyPackageModel()
+values = collect_inputs({}, {"quad_k1l": ScanRange(start=-1, stop=1, num=n)})
+if step == "floor":
+    model._evaluate(values)
+elif step == "api":
+    model.evaluate(values)
+elif step == "saved":
+    from my_package.config import Settings
+    from my_package.results import Result
+    from my_package.targets import save_result
+    result = Result(flow_id="bench", inputs=values, outputs=model.evaluate(values))
+    save_result(result, Settings(output_dir=out), "filesystem")
+"""
+
+
+def median_range(values: list[float]) -> str:
+    return f"{statistics.median(values):8.4f} s [{min(values):.4f}-{max(values):.4f}]"
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def child(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of ``python ARGS`` in a new process.
+
+    The peak is the child's own VmHWM, polled every 10 ms until it exits (ru_maxrss
+    would count the forking parent's pages; a Prefect run's server process is apart).
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    peak_kb = 0
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass  # exiting
+        time.sleep(0.01)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"python {' '.join(args)} failed with exit code {proc.returncode}")
+    return wall, peak_kb / 1024
+
+
+def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
+    """In-process times of each step of a scan of ``n`` points."""
+    from my_package.config import Settings
+    from my_package.model import MyPackageModel
+    from my_package.results import Result
+    from my_package.targets import save_result
+    from my_package.validation import ScanRange, collect_inputs
+
+    model = MyPackageModel()
+    settings = Settings(output_dir=out)
+    scan = {SCANNED: ScanRange(start=-1.0, stop=1.0, num=n)}
+    values = collect_inputs({}, scan, model.input_variables)
+    outputs = model.evaluate(values)
+    rows: dict[str, list[float]] = {}
+    for _ in range(max(repeat, 9)):  # cheap steps: more repeats, interleaved
+        rows.setdefault("validate (collect_inputs)", []).extend(
+            timed(lambda: collect_inputs({}, scan), 1)
+        )
+        rows.setdefault("a: _evaluate on arrays", []).extend(
+            timed(lambda: model._evaluate(values), 1)
+        )
+        rows.setdefault("API: model.evaluate(arrays)", []).extend(
+            timed(lambda: model.evaluate(values), 1)
+        )
+
+    def build(flow_id: str = "bench") -> Result:
+        result = Result(flow_id=flow_id, inputs=values, outputs=outputs)
+        _ = result.unique_hash
+        return result
+
+    rows["Result + unique_hash"] = timed(build, repeat)
+    built = [build(f"saved{i}") for i in range(repeat)]  # hash cached: times the save alone
+    rows["save_result (filesystem)"] = timed(lambda: save_result(built.pop(), settings), repeat)
+    fresh = [Result(flow_id=f"all{i}", inputs=values, outputs=outputs) for i in range(repeat)]
+    rows["Result + hash + save (all)"] = timed(
+        lambda: save_result(Result(**dict(fresh.pop())), settings), repeat
+    )
+    return rows
+
+
+def loop_per_point(points: int, repeat: int) -> float:
+    """b: one lume-model ``evaluate`` per point, what a user writes without this package."""
+    from lume_model.base import LUMEBaseModel
+
+    from my_package.model import MyPackageModel
+    from my_package.variables import load_variables
+
+    class PlainModel(LUMEBaseModel):
+        """The same physics with lume-model's own (per-point) validation."""
+
+        def _evaluate(self, input_dict: dict) -> dict:
+            return MyPackageModel._evaluate(self, input_dict)
+
+    inputs, outputs = load_variables()
+    plain = PlainModel(input_variables=inputs, output_variables=outputs)
+    defaults = {var.name: float(var.default_value) for var in inputs}
+    values = np.linspace(-1.0, 1.0, points).tolist()
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        # (lume-model prints its range warnings)
+        times = timed(lambda: [plain.evaluate({**defaults, SCANNED: x}) for x in values], repeat)
+    return statistics.median(times) / points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs=2, default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--loop-points", type=int, default=2000)
+    parser.add_argument("--no-run", action="store_true", help="skip the Prefect `run --scan`")
+    args = parser.parse_args()
+    n1, n2 = args.sizes
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {
+            **os.environ,
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_HOME": str(work / "prefect"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+            "MY_PACKAGE_OUTPUT_DIR": str(work / "results"),
+        }
+        rows: dict[str, dict[int, list[float]]] = {}
+        for n in (n1, n2):
+            for name, times in one_size(n, args.repeat, work / "inproc").items():
+                rows.setdefault(name, {})[n] = times
+        loop = loop_per_point(args.loop_points, args.repeat)
+
+        # Cold processes, interleaved so drifts in machine load hit all alike.
+        py = ["-m", "my_package"]
+        cli = {"evaluate --scan": [*py, "evaluate"]}
+        if not args.no_run:
+            cli["run --scan"] = [*py, "run"]
+            child([*py, "run"], work, env)  # warm-up: creates and migrates the database
+        cold: dict[str, dict[int, list[float]]] = {name: {n1: [], n2: []} for name in cli}
+        rss: dict[str, list[float]] = {}
+        for _ in range(args.repeat):
+            for name, cmd in cli.items():
+                for n in (n1, n2):
+                    # A new output dir each time, so every run really writes its file.
+                    run_env = {**env, "MY_PACKAGE_OUTPUT_DIR": tempfile.mkdtemp(dir=work)}
+                    wall, mb = child([*cmd, "--scan", f"{SCANNED}=-1:1:{n}"], work, run_env)
+                    cold[name][n].append(wall)
+                    if n == n2:
+                        rss.setdefault(name, []).append(mb)
+        for step in ("floor", "api", "saved"):
+            out = tempfile.mkdtemp(dir=work)
+            cmd = ["-c", MEMORY_CHILD, step, str(n2), out]
+            rss[step] = [child(cmd, work, env)[1] for _ in range(2)]
+        rss["python -c 'import numpy'"] = [
+            child(["-c", "import numpy"], work, env)[1] for _ in range(2)
+        ]
+
+    print(f"scan of {SCANNED}, medians of {args.repeat} (python {sys.version.split()[0]}, ", end="")
+    print(f"{os.cpu_count()} cpus)")
+    print("\nin-process, per call:")
+    for name, by_size in rows.items():
+        for n in (n1, n2):
+            print(f"  {name:28s} N={n:>9,}  {median_range(by_size[n])}")
+    print(f"  b: LUMEBaseModel.evaluate loop  {loop * 1e6:8.1f} us/point ", end="")
+    print(f"(timed on {args.loop_points:,} points; x N={n2:,}: {loop * n2:,.0f} s)")
+    print("\ncold process, wall:")
+    for name, by_size in cold.items():
+        for n in (n1, n2):
+            print(f"  python -m my_package {name:16s} N={n:>9,}  {median_range(by_size[n])}")
+
+    def marginal(by_size: dict[int, list[float]]) -> float:
+        return (statistics.median(by_size[n2]) - statistics.median(by_size[n1])) / (n2 - n1)
+
+    floor = marginal(rows["a: _evaluate on arrays"])
+    print(f"\nmarginal cost per point, (t({n2:,}) - t({n1:,})) / {n2 - n1:,}:")
+    print(f"  {'a: _evaluate on arrays':36s} {floor * 1e9:9.1f} ns   1.0x a")
+    subjects = {name: marginal(rows[name]) for name in rows if not name.startswith("a:")}
+    subjects |= {f"cold {name}": marginal(by_size) for name, by_size in cold.items()}
+    for name, cost in subjects.items():
+        print(
+            f"  {name:36s} {cost * 1e9:9.1f} ns {cost / floor:6.1f}x a   "
+            f"{loop / cost if cost > 0 else float('inf'):9.0f}x faster than b"
+        )
+    print(f"  {'b: LUMEBaseModel.evaluate loop':36s} {loop * 1e9:9.1f} ns {loop / floor:6.0f}x a")
+    print(f"\npeak memory (VmHWM of a child process) at N={n2:,}:")
+    for name, mb in rss.items():
+        spread = f"[{min(mb):.0f}-{max(mb):.0f}]"
+        print(f"  {name:28s} {statistics.median(mb):7.0f} MB  {spread}")
+    arrays = 4 * n2 * 8 / 2**20
+    print(f"  (the arrays themselves: 1 input + 3 outputs x {n2:,} x 8 B = {arrays:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
