@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 RESULT_TYPE = "lume_services.results.generic.Result"
@@ -30,6 +31,41 @@ def numpy_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_float_array(values: np.ndarray) -> bytes:
+    """``json.dumps(values.tolist())`` for a 1-D float64 array, byte for byte, as bytes.
+
+    orjson writes the shortest round-trip digits, as ``float.__repr__`` does, without a
+    Python float per element; only the notation differs: Python uses an exponent below
+    1e-4 and from 1e16 up, and writes NaN/Infinity. Those few values are written by
+    ``json.dumps`` itself, and the separators are made json.dumps' own ``", "``.
+    """
+    values = np.ascontiguousarray(values)  # orjson serializes C-contiguous arrays only
+    magnitude = np.abs(values)
+    special = ~((magnitude >= 1e-4) & (magnitude < 1e16)) & (values != 0)  # NaN too
+    count = int(np.count_nonzero(special))
+    if count > values.size // 8:  # mostly tiny or huge numbers: the plain path is faster
+        return json.dumps(values.tolist()).encode()
+    if not count:
+        return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).replace(b",", b", ")
+    patched = values.copy()
+    patched[special] = np.nan  # orjson writes NaN as null: a marker to split on
+    pieces = orjson.dumps(patched, option=orjson.OPT_SERIALIZE_NUMPY).split(b"null")
+    texts = [json.dumps(value).encode() for value in values[special].tolist()]
+    texts.append(b"")
+    joined = b"".join(part for pair in zip(pieces, texts, strict=True) for part in pair)
+    return joined.replace(b",", b", ")
+
+
+def json_bytes(value: Any) -> bytes:
+    """``json.dumps(value, default=numpy_default).encode()``, with float arrays written fast."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim == 1:
+        return _json_float_array(value)
+    if type(value) is dict and all(type(key) is str for key in value):
+        items = (json.dumps(key).encode() + b": " + json_bytes(item) for key, item in value.items())
+        return b"{" + b", ".join(items) + b"}"
+    return json.dumps(value, default=numpy_default).encode()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -82,14 +118,51 @@ class Result(BaseModel):
         # Naive datetimes (e.g. from a MongoClient without tz_aware) are UTC.
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
+    @cached_property
+    def json_parts(self) -> tuple[bytes, bytes, bytes]:
+        """flow_id, inputs and outputs as JSON, written once for the hash and the file."""
+        return json_bytes(self.flow_id), json_bytes(self.inputs), json_bytes(self.outputs)
+
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def unique_hash(self) -> str:
-        """md5 of inputs, outputs and flow_id, exactly as lume-services computes it."""
-        payload = {"inputs": self.inputs, "outputs": self.outputs, "flow_id": self.flow_id}
-        text = json.dumps(payload, default=numpy_default)
-        # md5 is an identity fingerprint here (lume-services' choice), not security.
-        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+        """md5 of inputs, outputs and flow_id, exactly as lume-services computes it.
+
+        The hashed bytes are ``json.dumps({"inputs": ..., "outputs": ..., "flow_id": ...})``,
+        assembled from :attr:`json_parts` (json.dumps writes a dict as its items' texts).
+        """
+        flow_id, inputs, outputs = self.json_parts
+        digest = hashlib.md5(usedforsecurity=False)  # an identity fingerprint, not security
+        for part in (b'{"inputs": ', inputs, b', "outputs": ', outputs, b', "flow_id": '):
+            digest.update(part)
+        digest.update(flow_id + b"}")
+        return digest.hexdigest()
+
+    def to_json(self) -> bytes:
+        """The stored document as JSON bytes (the filesystem target's file), dates as ISO text.
+
+        Equal to ``json.dumps(document)`` of :meth:`to_document` with the date as ISO text.
+        """
+        return b"".join(self.json_chunks())
+
+    def json_chunks(self) -> tuple[bytes, ...]:
+        """:meth:`to_json` in pieces, to write without joining a scan's text once more."""
+        flow_id, inputs, outputs = self.json_parts
+        tail = {
+            "date_modified": self.date_modified.isoformat(),
+            "unique_hash": self.unique_hash,
+            "result_type_string": self.result_type_string,
+        }
+        return (
+            b'{"flow_id": ',
+            flow_id,
+            b', "inputs": ',
+            inputs,
+            b', "outputs": ',
+            outputs,
+            b", ",
+            json.dumps(tail).encode()[1:],
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The stored document (lume-services' keys); the collection is ``project_name``."""

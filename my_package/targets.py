@@ -7,6 +7,7 @@ stores it once and returns the same reference (first save wins).
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,11 +78,9 @@ class FilesystemTarget:
         )
         if path.exists():
             return ref  # same hash, same content: already saved
-        document = result.to_document()
-        document["date_modified"] = result.date_modified.isoformat()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_once(path, json.dumps(document, default=numpy_default))
+            _write_once(path, result.json_chunks())
         except OSError as exc:
             failure = TargetError(
                 f"cannot write result file {path}: {exc.strerror or exc}. "
@@ -99,7 +98,7 @@ class FilesystemTarget:
         return Result.from_document(document, ref.project_name)
 
 
-def _write_once(path: Path, text: str) -> None:
+def _write_once(path: Path, chunks: Iterable[bytes]) -> None:
     """Write ``path`` atomically unless it exists: readers never see a partial file.
 
     The temporary file is unique (mkstemp) and in the same directory, so the final
@@ -111,8 +110,8 @@ def _write_once(path: Path, text: str) -> None:
         # mkstemp creates 0600; results are not secret and other users (a container's
         # non-root user, the host user) must read them.
         os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.writelines(chunks)
             fh.flush()
             os.fsync(fh.fileno())
         try:

@@ -1,12 +1,13 @@
 """The Result record: lume-services' format and unique_hash."""
 
+import json
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from my_package.results import RESULT_TYPE, Result, to_jsonable
+from my_package.results import RESULT_TYPE, Result, json_bytes, numpy_default, to_jsonable
 
 LUME_KEYS = {
     "flow_id",
@@ -61,6 +62,59 @@ def test_numpy_values_hash_like_plain_lists():
     # A numpy scalar inside a plain list is encoded too.
     mixed = Result(flow_id="scan", inputs={"k": [np.float32(0.5), 1.0]})
     assert mixed.unique_hash == Result(flow_id="scan", inputs={"k": [0.5, 1.0]}).unique_hash
+
+
+# json_bytes writes float arrays with orjson for speed; the unique_hash contract is
+# json.dumps' text, so the fast path must equal it byte for byte, notation included.
+_BOUNDARIES = [
+    0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 100.0, 123456789.0, 2.5e-5, 1e-7, 5e-324,
+    1e-4, np.nextafter(1e-4, 0), np.nextafter(1e-4, 1), -1e-4,
+    1e15, 1e16, np.nextafter(1e16, 0), 9999999999999998.0, 1e17, 1e21, 1e22, -1e16,
+    1.7976931348623157e308, float("nan"), float("inf"), float("-inf"),
+]  # fmt: skip
+
+
+def _reference(value):
+    return json.dumps(value, default=numpy_default).encode()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_float_arrays_equal_json_dumps_byte_for_byte(seed):
+    rng = np.random.default_rng(seed)
+    # Arbitrary bit patterns: every exponent, subnormals, NaN payloads, infinities.
+    bits = rng.integers(0, 2**64, 20_000, dtype=np.uint64, endpoint=False).view(np.float64)
+    typical = rng.standard_normal(20_000) * 10.0 ** rng.integers(-4, 17, 20_000)
+    # Mostly ordinary values with a few special ones exercise the splice path; mostly
+    # special ones (the random bit patterns) the plain fallback.
+    mixed = np.concatenate([rng.random(5_000), np.array(_BOUNDARIES)])
+    rng.shuffle(mixed)
+    for values in (bits, typical, mixed, np.array(_BOUNDARIES), np.array([]), np.ones(1)):
+        assert json_bytes(values) == _reference(values)
+
+
+def test_fast_path_handles_views_dicts_and_other_dtypes():
+    grid = np.linspace(0.0, 1.0, 12).reshape(3, 4)
+    document = {
+        "column": grid[:, 1],  # not C-contiguous
+        "reversed": grid.ravel()[::-1],
+        "float32": np.linspace(0, 1, 5, dtype=np.float32),
+        "ints": np.arange(4),
+        "grid": grid,
+        "nested": {"x": np.array([1e-9, 2.0]), "é": 1},
+        "scalar": np.float64(0.25),
+    }
+    assert json_bytes(document) == _reference(document)
+
+
+def test_file_text_is_json_dumps_of_the_document():
+    result = Result(
+        flow_id="scan",
+        inputs={"k": np.linspace(-2.0, 2.0, 101), "d": 2.0},
+        outputs={"s": np.geomspace(1e-9, 1e20, 101)},
+    )
+    document = result.to_document()
+    document["date_modified"] = result.date_modified.isoformat()
+    assert result.to_json() == _reference(document)
 
 
 def test_to_jsonable_converts_numpy_and_leaves_plain_data():
