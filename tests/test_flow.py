@@ -94,15 +94,51 @@ def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Pat
     assert not any(filesystem.iterdir())
 
 
-def test_down_database_fails_the_run_with_the_host(prefect_api, monkeypatch) -> None:
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save task's retries, without its 1 s + 5 s waits (the flow looks `save` up per run)."""
+    import my_package.flow as flow_module
+
+    monkeypatch.setattr(flow_module, "save", flow_module.save.with_options(retry_delay_seconds=0))
+
+
+def _save_attempts(state) -> int:
+    """How many times Prefect ran the save task of the flow run behind ``state``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=flow_run)
+    return next(run.run_count for run in task_runs if run.name.startswith("save"))
+
+
+def test_down_database_fails_the_run_with_the_host(prefect_api, quick_retries, monkeypatch) -> None:
     monkeypatch.setenv("MY_PACKAGE_TARGET", "mongodb")
     monkeypatch.setenv("LUME_RESULTS_DB__HOST", "127.0.0.1")
     monkeypatch.setenv("LUME_RESULTS_DB__PORT", "9")  # discard port: nothing listens
     monkeypatch.setenv("LUME_RESULTS_DB__PASSWORD", "s3cret-pw")
     monkeypatch.setenv("LUME_RESULTS_DB__TIMEOUT_MS", "300")
+    state = _flow()(return_state=True)
+    assert state.is_failed()
     with pytest.raises(TargetError, match=r"127\.0\.0\.1:9") as info:
-        _flow()()
+        state.result()
     assert "s3cret-pw" not in str(info.value)
+    assert _save_attempts(state) == 3  # a lost connection is retried twice
+
+
+def test_a_result_that_cannot_be_stored_is_not_retried(
+    prefect_api, quick_retries, tmp_path: Path, monkeypatch
+) -> None:
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output directory should be")
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
+    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(blocker))
+    state = _flow()(return_state=True)
+    with pytest.raises(TargetError, match="results"):
+        state.result()
+    assert _save_attempts(state) == 1
+    assert blocker.read_text().startswith("a file")
 
 
 def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
