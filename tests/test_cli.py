@@ -6,12 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from my_package.cli import main
-from my_package.variables import describe_table
+from my_package.variables import load_variables
 
-ROOT = Path(__file__).resolve().parents[1]
+# Names, defaults and ranges come from variables.yml, so these tests hold for any model.
+INPUTS, OUTPUTS = load_variables()
+FIRST, LAST = INPUTS[0], INPUTS[-1]
+LOW, HIGH = FIRST.value_range
+UNIT = f" {FIRST.unit}" if FIRST.unit else ""
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -43,35 +48,46 @@ def test_evaluate_defaults_writes_one_result(tmp_path: Path) -> None:
     assert len(files) == 1
     assert f"Result saved to {files[0]}" in proc.stdout
     document = json.loads(files[0].read_text())
-    assert "sigma_x = " in proc.stdout
-    assert f"{document['outputs']['sigma_x']:.6g}" in proc.stdout
+    for var in OUTPUTS:
+        assert f"{var.name} = {document['outputs'][var.name]:.6g}" in proc.stdout
+    assert document["inputs"] == {var.name: var.default_value for var in INPUTS}
     assert document["result_type_string"] == "lume_services.results.generic.Result"
 
 
 def test_evaluate_scan_and_output_dir(tmp_path: Path) -> None:
-    proc = cli(
-        "evaluate", "--scan", "quad_k1l=-1:1:11", "--scan", "beta_x=1:2:3",
-        "--set", "emit_x=2", "--output-dir", "out", cwd=tmp_path,
-    )  # fmt: skip
+    low, high = LAST.value_range
+    scans = ["--scan", f"{FIRST.name}={LOW}:{HIGH}:11", "--scan", f"{LAST.name}={low}:{high}:3"]
+    proc = cli("evaluate", *scans, "--output-dir", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (path,) = (tmp_path / "out" / "my_package").glob("*.json")
     document = json.loads(path.read_text())
-    assert len(document["outputs"]["sigma_x"]) == 33
-    assert document["inputs"]["emit_x"] == 2.0
+    assert all(len(document["outputs"][var.name]) == 33 for var in OUTPUTS)
     # A grid: the first --scan varies slowest.
-    assert document["inputs"]["quad_k1l"][:4] == [-1.0, -1.0, -1.0, -0.8]
-    assert document["inputs"]["beta_x"][:4] == [1.0, 1.5, 2.0, 1.0]
+    first, last = np.linspace(LOW, HIGH, 11), np.linspace(low, high, 3)
+    assert document["inputs"][FIRST.name][:4] == pytest.approx([*[first[0]] * 3, first[1]])
+    assert document["inputs"][LAST.name][:4] == pytest.approx([*last, last[0]])
 
 
+def test_set_values_reach_the_result(tmp_path: Path) -> None:
+    value = LOW + 0.25 * (HIGH - LOW)
+    proc = cli("evaluate", "--set", f"{FIRST.name}={value!r}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = (tmp_path / "results" / "my_package").glob("*.json")
+    assert json.loads(path.read_text())["inputs"][FIRST.name] == value
+
+
+ABOVE, BELOW = HIGH + (HIGH - LOW), LOW - (HIGH - LOW)
+OUTSIDE = f"'{FIRST.name}' = {ABOVE:g} is outside its range [{LOW:g}, {HIGH:g}]{UNIT}"
+BOTH = ["--set", f"{FIRST.name}={LOW}", "--scan", f"{FIRST.name}={LOW}:{HIGH}:3"]
 BAD_ARGS = [
-    (["--set", "beta_x=1000"], "'beta_x' = 1000 is outside its range [0.1, 100] m"),
-    (["--set", "beta_x=abc"], "'abc' is not a number"),
-    (["--set", "beta_x"], "expected NAME=VALUE"),
-    (["--set", "nope=1"], "unknown input 'nope'; valid inputs are: beta_x"),
-    (["--set", "beta_x=nan"], "'beta_x' is nan"),
-    (["--scan", "quad_k1l=1:2"], "not START:STOP:NUM"),
-    (["--scan", "quad_k1l=-9:0:5"], "'quad_k1l' = -9 at index 0"),
-    (["--set", "beta_x=1", "--scan", "beta_x=1:2:3"], "both --set and --scan"),
+    (["--set", f"{FIRST.name}={ABOVE}"], OUTSIDE),
+    (["--set", f"{FIRST.name}=abc"], "'abc' is not a number"),
+    (["--set", FIRST.name], "expected NAME=VALUE"),
+    (["--set", "nope=1"], f"unknown input 'nope'; valid inputs are: {FIRST.name}"),
+    (["--set", f"{FIRST.name}=nan"], f"'{FIRST.name}' is nan"),
+    (["--scan", f"{LAST.name}=1:2"], "not START:STOP:NUM"),
+    (["--scan", f"{FIRST.name}={BELOW}:{LOW}:5"], f"'{FIRST.name}' = {BELOW:g} at index 0"),
+    (BOTH, "both --set and --scan"),
 ]
 
 
@@ -109,16 +125,9 @@ def test_describe_lists_every_variable(tmp_path: Path) -> None:
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["variable", "kind", "default", "range", "unit"]
-    assert lines[1].split() == ["beta_x", "input", "10", "[0.1,", "100]", "m"]
-    assert len(lines) == 1 + 5 + 3
-
-
-def test_readme_table_is_describe_markdown() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert describe_table(markdown=True) in readme, (
-        "README.md's variables table is out of date: "
-        "paste the output of `python -m my_package describe --markdown`"
-    )
+    first = [FIRST.name, "input", f"{FIRST.default_value:g}", f"[{LOW:g},", f"{HIGH:g}]"]
+    assert lines[1].split() == first + FIRST.unit.split()
+    assert [line.split()[0] for line in lines[1:]] == [var.name for var in INPUTS + OUTPUTS]
 
 
 @pytest.mark.slow
@@ -129,5 +138,5 @@ def test_run_default_flow_in_a_cold_process(tmp_path: Path) -> None:
     (path,) = (tmp_path / "results" / "my_package").glob("*.json")
     assert f"Result saved to {path}" in proc.stdout
     document = json.loads(path.read_text())
-    assert document["inputs"]["quad_k1l"] == 0.1
+    assert document["inputs"][FIRST.name] == FIRST.default_value
     assert len(document["flow_id"]) == 36

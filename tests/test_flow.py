@@ -1,4 +1,8 @@
-"""The Prefect flow, run through Prefect (test harness: a real temporary API and database)."""
+"""The Prefect flow, run through Prefect (test harness: a real temporary API and database).
+
+Variable names, defaults and ranges are read from variables.yml, so these tests hold for
+any model.
+"""
 
 from pathlib import Path
 
@@ -10,6 +14,16 @@ from my_package.config import Settings
 from my_package.model import MyPackageModel
 from my_package.targets import TargetError, load_result
 from my_package.validation import ModelInputs, ScanRange
+from my_package.variables import load_variables
+
+INPUTS, OUTPUTS = load_variables()
+FIRST, LAST = INPUTS[0], INPUTS[-1]  # the scanned inputs
+
+
+def _inside(var, fraction: float) -> float:
+    """A value at ``fraction`` of the way through the variable's range."""
+    low, high = var.value_range
+    return low + fraction * (high - low)
 
 
 @pytest.fixture(scope="module")
@@ -47,37 +61,63 @@ def _flow():
     return my_package_flow
 
 
+def _assert_outputs_equal(saved: dict, expected: dict) -> None:
+    assert set(saved) == {var.name for var in OUTPUTS}
+    for name, value in expected.items():
+        assert np.allclose(saved[name], value), name
+
+
 def test_one_point_to_filesystem(prefect_api, filesystem: Path) -> None:
-    ref = _flow()(inputs=ModelInputs(quad_k1l=0.2, alpha_x=0.0, beta_x=10.0, emit_x=4.0))
+    value = _inside(FIRST, 0.25)
+    ref = _flow()(inputs=ModelInputs(**{FIRST.name: value}))
     assert ref.target == "filesystem"
     assert Path(ref.location).parent == filesystem / "my_package"
     result = load_result(ref)
-    assert result.outputs["sigma_x"] == pytest.approx(0.1)
-    assert result.inputs["drift_length"] == 5.0  # default filled in
+    _assert_outputs_equal(result.outputs, MyPackageModel().evaluate({FIRST.name: value}))
+    assert result.inputs[FIRST.name] == value
+    for var in INPUTS[1:]:
+        assert result.inputs[var.name] == var.default_value  # defaults filled in
     assert result.unique_hash == ref.unique_hash
     assert len(result.flow_id) == 36  # the Prefect flow run id (a UUID)
 
 
-def test_scan_to_filesystem_is_one_result(prefect_api, filesystem: Path) -> None:
-    scan = {"quad_k1l": ScanRange(start=-1.0, stop=1.0, num=201)}
-    ref = _flow()(scan=scan)
+# example-only:start
+def test_example_physics_through_the_flow(prefect_api, filesystem: Path) -> None:
+    # A thin quad of focal length 1/k1l = 5 m, then a 5 m drift: beta 10 m -> 2.5 m at the
+    # screen, so sigma = sqrt(4 nm * 2.5 m) = 0.1 mm (worked by hand in test_model.py).
+    ref = _flow()(inputs=ModelInputs(quad_k1l=0.2, alpha_x=0.0, beta_x=10.0, emit_x=4.0))
     result = load_result(ref)
-    expected = MyPackageModel().evaluate({"quad_k1l": np.linspace(-1.0, 1.0, 201)})
-    assert np.allclose(result.outputs["sigma_x"], expected["sigma_x"])
-    assert len(result.inputs["quad_k1l"]) == 201
+    assert result.outputs["sigma_x"] == pytest.approx(0.1)
+    assert result.inputs["drift_length"] == 5.0
+
+
+# example-only:end
+def test_scan_to_filesystem_is_one_result(prefect_api, filesystem: Path) -> None:
+    low, high = FIRST.value_range
+    ref = _flow()(scan={FIRST.name: ScanRange(start=low, stop=high, num=201)})
+    result = load_result(ref)
+    points = np.linspace(low, high, 201)
+    _assert_outputs_equal(result.outputs, MyPackageModel().evaluate({FIRST.name: points}))
+    assert result.inputs[FIRST.name] == points.tolist()
     assert list(filesystem.rglob("*.json")) == [Path(ref.location)]
 
 
 def test_one_point_and_scan_to_mongodb(prefect_api, mongodb: MongoClient) -> None:
-    ref = _flow()(inputs=ModelInputs(quad_k1l=0.2))
-    scan_ref = _flow()(scan={"drift_length": ScanRange(start=1, stop=10, num=10)})
+    ref = _flow()(inputs=ModelInputs(**{FIRST.name: _inside(FIRST, 0.75)}))
+    start, stop = _inside(LAST, 0.1), _inside(LAST, 0.9)
+    scan_ref = _flow()(scan={LAST.name: ScanRange(start=start, stop=stop, num=10)})
     assert ref.target == scan_ref.target == "mongodb"
     collection = mongodb["flow_tests"]["my_package"]
     assert collection.count_documents({}) == 2
     document = collection.find_one({"unique_hash": scan_ref.unique_hash})
     assert str(document["_id"]) == scan_ref.location
-    assert document["inputs"]["drift_length"] == np.linspace(1, 10, 10).tolist()
-    assert load_result(ref, Settings()).outputs["beta_x_screen"] == pytest.approx(3.125)
+    assert document["inputs"][LAST.name] == np.linspace(start, stop, 10).tolist()
+    expected = MyPackageModel().evaluate({FIRST.name: _inside(FIRST, 0.75)})
+    _assert_outputs_equal(load_result(ref, Settings()).outputs, expected)
+    # example-only:start
+    example = _flow()(inputs=ModelInputs(quad_k1l=0.2))
+    assert load_result(example, Settings()).outputs["beta_x_screen"] == pytest.approx(3.125)
+    # example-only:end
 
 
 def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Path) -> None:
@@ -85,12 +125,14 @@ def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Pat
 
     from my_package.validation import InputValidationError
 
+    low, high = FIRST.value_range
     # Prefect checks the parameters against the schema before the run starts...
-    with pytest.raises(ParameterTypeError, match="beta_x"):
-        _flow()(inputs={"beta_x": 1e6})
+    with pytest.raises(ParameterTypeError, match=FIRST.name):
+        _flow()(inputs={FIRST.name: high + (high - low)})
     # ...and the validate task checks what the schema cannot: a scan's values.
-    with pytest.raises(InputValidationError, match="'quad_k1l' = 6 at index 6"):
-        _flow()(scan={"quad_k1l": ScanRange(start=0, stop=9, num=10)})
+    beyond = high + (high - low)
+    with pytest.raises(InputValidationError, match=f"'{FIRST.name}' = {beyond:g} at index 2"):
+        _flow()(scan={FIRST.name: ScanRange(start=low, stop=beyond, num=3)})
     assert not any(filesystem.iterdir())
 
 
@@ -145,7 +187,8 @@ def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    ref = _flow()(scan={"quad_k1l": ScanRange(start=-1, stop=1, num=60)})
+    low, high = FIRST.value_range
+    ref = _flow()(scan={FIRST.name: ScanRange(start=low, stop=high, num=60)})
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["my-package-result"]))

@@ -1,7 +1,9 @@
-"""README.md's quickstart is what CI runs, so it stays true."""
+"""README.md stays true: its quickstart is what CI runs, its variables table is variables.yml."""
 
 import re
 from pathlib import Path
+
+from my_package.variables import describe_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +24,10 @@ def test_quickstart_is_two_commands_install_run_and_install_test() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     _, test = quickstart_commands()
     assert f"readme_test_command='{test}'" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_table_is_describe_markdown() -> None:
+    assert describe_table(markdown=True) in (ROOT / "README.md").read_text(), (
+        "README.md's variables table is out of date: "
+        "paste the output of `python -m my_package describe --markdown`"
+    )
