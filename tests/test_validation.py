@@ -2,15 +2,21 @@
 
 The same cases go through the Python API (``MyPackageModel.evaluate``); test_cli.py
 sends them through the command line, test_flow.py through Prefect.
+
+Names, defaults, ranges and units are read from variables.yml, so these tests hold for
+any model whose inputs each have a default and a value_range.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from my_package.model import MyPackageModel
 from my_package.validation import (
+    MAX_SCAN_POINTS,
     InputValidationError,
     ModelInputs,
     ModelOutputError,
@@ -22,114 +28,287 @@ from my_package.validation import (
 )
 from my_package.variables import load_variables
 
-# (inputs, words the error must contain)
+INPUTS, OUTPUTS = load_variables()
+NAMES = [var.name for var in INPUTS]
+DEFAULTS = {var.name: var.default_value for var in INPUTS}
+FIRST, LAST = INPUTS[0], INPUTS[-1]
+UNKNOWN = max(NAMES, key=len) + "_typo"  # longer than every name, so not one of them
+
+# Values outside a range exist only for inputs whose range is finite (usually all of them).
+BOUNDED = [var for var in INPUTS if np.isfinite(var.value_range).all()]
+needs_bounds = pytest.mark.skipif(not BOUNDED, reason="no input has a finite value_range")
+_SOME = BOUNDED or INPUTS  # stand-ins for the skipped cases when none is bounded
+HIGH_VAR, LOW_VAR, ARRAY_VAR = _SOME[0], _SOME[-1], _SOME[len(_SOME) // 2]
+needs_two = pytest.mark.skipif(len(INPUTS) < 2, reason="the model has one input")
+
+
+def _above(var) -> float:
+    low, high = var.value_range
+    return high + ((high - low) / 2 or 1.0)
+
+
+def _below(var) -> float:
+    low, high = var.value_range
+    return low - ((high - low) / 2 or 1.0)
+
+
+def _outside(var, value: float, where: str = "") -> str:
+    """The whole message for ``value`` outside the variable's range, unit included."""
+    low, high = var.value_range
+    unit = f" {var.unit}" if var.unit else ""
+    return (
+        f"input '{var.name}' = {value:g}{where} is outside its range "
+        f"[{low:g}, {high:g}]{unit}; choose a value inside the range"
+    )
+
+
+def _an_int_inside(var) -> int | None:
+    """An integer inside the variable's range, near its default, if the range holds one."""
+    low, high = var.value_range
+    value = float(np.clip(round(var.default_value), np.ceil(low), np.floor(high)))
+    return int(value) if low <= value <= high else None
+
+
+# An input that takes an integer (the default, rounded, if the range allows).
+INT_VAR = next((var for var in INPUTS if _an_int_inside(var) is not None), FIRST)
+INT = _an_int_inside(INT_VAR)
+needs_int = pytest.mark.skipif(INT is None, reason="no input range holds an integer")
+
+# Messages as the user reads them, for the first input (type and shape errors) and for
+# inputs with a finite range (range errors).
+NAME = FIRST.name
+NUMBER = "give a number (float or int) or a 1-D array of numbers"
 BAD_INPUTS = [
-    ({"q": 1.0}, ["unknown input 'q'", "valid inputs are: beta_x, alpha_x"]),
-    ({"beta_x": "1.5"}, ["'beta_x'", "string", "give a number"]),
-    ({"beta_x": True}, ["'beta_x'", "bool"]),
-    ({"beta_x": None}, ["'beta_x'", "NoneType"]),
-    ({"beta_x": 1 + 2j}, ["'beta_x'", "complex"]),
-    ({"beta_x": math.nan}, ["'beta_x'", "nan", "finite"]),
-    ({"beta_x": math.inf}, ["'beta_x'", "inf", "finite"]),
-    ({"beta_x": np.array([1.0, np.nan])}, ["'beta_x'", "nan"]),
-    ({"beta_x": np.ones((2, 2))}, ["'beta_x'", "shape (2, 2)"]),
-    ({"beta_x": []}, ["'beta_x'", "empty"]),
-    ({"beta_x": [[1.0], [1.0, 2.0]]}, ["'beta_x'", "not a number or a 1-D array"]),
-    ({"beta_x": 100.5}, ["'beta_x' = 100.5", "[0.1, 100] m"]),
-    ({"quad_k1l": -5.01}, ["'quad_k1l' = -5.01", "[-5, 5] 1/m"]),
-    ({"emit_x": np.array([1.0, 2.0, 5000.0])}, ["'emit_x' = 5000 at index 2", "[0.01, 1000]"]),
-    ({"beta_x": [1.0, 2.0], "alpha_x": [0.0, 1.0, 2.0]}, ["different lengths", "beta_x has 2"]),
+    pytest.param(
+        {UNKNOWN: 1.0},
+        f"unknown input '{UNKNOWN}'; valid inputs are: {', '.join(NAMES)}",
+        id="unknown name",
+    ),
+    pytest.param({NAME: "1.5"}, f"input '{NAME}' is the string '1.5'; give a number", id="str"),
+    pytest.param({NAME: True}, f"input '{NAME}' has value True of type bool; {NUMBER}", id="bool"),
+    pytest.param({NAME: None}, f"'{NAME}' has value None of type NoneType; {NUMBER}", id="None"),
+    pytest.param({NAME: 1 + 2j}, f"'{NAME}' has value (1+2j) of type complex", id="complex"),
+    pytest.param({NAME: math.nan}, f"input '{NAME}' is nan; it must be a finite number", id="nan"),
+    pytest.param({NAME: math.inf}, f"input '{NAME}' is inf; it must be a finite number", id="inf"),
+    pytest.param({NAME: -math.inf}, f"input '{NAME}' is -inf; it must be a finite", id="-inf"),
+    pytest.param({NAME: np.array([1.0, np.nan])}, f"input '{NAME}' is nan", id="nan in array"),
+    pytest.param(
+        {NAME: np.ones((2, 2))},
+        f"input '{NAME}' has shape (2, 2); give a number or a 1-D array",
+        id="2-D array",
+    ),
+    pytest.param(
+        {NAME: []}, f"input '{NAME}' is an empty array; give at least one value", id="empty"
+    ),
+    pytest.param(
+        {NAME: [[1.0], [1.0, 2.0]]}, f"input '{NAME}' is not a number or a 1-D array", id="ragged"
+    ),
+    pytest.param(
+        {HIGH_VAR.name: _above(HIGH_VAR)},
+        _outside(HIGH_VAR, _above(HIGH_VAR)),
+        id="above range",
+        marks=needs_bounds,
+    ),
+    pytest.param(
+        {LOW_VAR.name: _below(LOW_VAR)},
+        _outside(LOW_VAR, _below(LOW_VAR)),
+        id="below range",
+        marks=needs_bounds,
+    ),
+    pytest.param(
+        {
+            ARRAY_VAR.name: np.array(
+                [DEFAULTS[ARRAY_VAR.name], _above(ARRAY_VAR), _below(ARRAY_VAR)]
+            )
+        },
+        _outside(ARRAY_VAR, _above(ARRAY_VAR), " at index 1 (2 values outside)"),
+        id="array outside range",
+        marks=needs_bounds,
+    ),
+    pytest.param(
+        {FIRST.name: [FIRST.default_value] * 2, LAST.name: [LAST.default_value] * 3},
+        f"array inputs have different lengths ({FIRST.name} has 2, {LAST.name} has 3); "
+        "give arrays of one length",
+        id="different lengths",
+        marks=needs_two,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("inputs", "words"), BAD_INPUTS, ids=[str(c[0])[:40] for c in BAD_INPUTS])
-def test_bad_input_is_refused_by_validation_and_model(inputs: dict, words: list[str]) -> None:
+@pytest.mark.parametrize(("inputs", "message"), BAD_INPUTS)
+def test_bad_input_is_refused_by_validation_and_model(inputs: dict, message: str) -> None:
     for call in (validate_inputs, MyPackageModel().evaluate):
         with pytest.raises(InputValidationError) as info:
             call(inputs)
-        for word in words:
-            assert word in str(info.value)
+        assert message in str(info.value)
 
 
-def test_missing_inputs_take_defaults_and_ints_become_floats() -> None:
-    values = validate_inputs({"beta_x": 3})
-    assert values == {
-        "beta_x": 3.0,
-        "alpha_x": 0.5,
-        "emit_x": 4.0,
-        "quad_k1l": 0.1,
-        "drift_length": 5.0,
-    }
+def test_missing_inputs_take_defaults_as_floats() -> None:
+    values = validate_inputs({})
+    assert values == DEFAULTS
+    assert list(values) == NAMES
     assert all(type(v) is float for v in values.values())
 
 
+@needs_int
+def test_ints_become_floats() -> None:
+    values = validate_inputs({INT_VAR.name: INT})
+    assert values == DEFAULTS | {INT_VAR.name: INT}
+    assert all(type(v) is float for v in values.values())
+    array = validate_inputs({INT_VAR.name: np.full(5, INT)})[INT_VAR.name]
+    assert array.dtype == np.float64
+    assert array.tolist() == [float(INT)] * 5
+
+
 def test_arrays_are_float64_and_scalars_broadcast() -> None:
-    values = validate_inputs({"quad_k1l": np.arange(-2, 3), "beta_x": [1.0] * 5})
-    assert values["quad_k1l"].dtype == np.float64
-    assert values["quad_k1l"].tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
-    assert values["emit_x"] == 4.0
+    given = {FIRST.name: [FIRST.default_value] * 5, LAST.name: np.full(5, LAST.default_value)}
+    values = validate_inputs(given)
+    for var in INPUTS:
+        if var.name in given:
+            assert values[var.name].dtype == np.float64
+            assert values[var.name].tolist() == [var.default_value] * 5
+        else:
+            assert type(values[var.name]) is float and values[var.name] == var.default_value
     out = MyPackageModel().evaluate(values)
-    assert out["sigma_x"].shape == (5,)
+    assert np.broadcast_shapes(*(np.shape(out[var.name]) for var in OUTPUTS)) == (5,)
 
 
+@needs_bounds
 def test_range_edges_are_inside() -> None:
-    assert validate_inputs({"beta_x": 0.1, "alpha_x": 20.0})["alpha_x"] == 20.0
+    for edge in (0, 1):
+        edges = {var.name: var.value_range[edge] for var in BOUNDED}
+        values = validate_inputs(edges)
+        assert {name: values[name] for name in edges} == edges
 
 
+# example-only:start
+# The cases above build their expected text the way validation.py does; these pin the
+# text itself, as a user of the example reads it.
+EXAMPLE_MESSAGES = [
+    (
+        {"q": 1.0},
+        "unknown input 'q'; valid inputs are: beta_x, alpha_x, emit_x, quad_k1l, drift_length",
+    ),
+    (
+        {"beta_x": 100.5},
+        "input 'beta_x' = 100.5 is outside its range [0.1, 100] m; choose a value inside",
+    ),
+    ({"quad_k1l": -5.01}, "input 'quad_k1l' = -5.01 is outside its range [-5, 5] 1/m;"),
+    (
+        {"emit_x": np.array([1.0, 2.0, 5000.0])},
+        "'emit_x' = 5000 at index 2 (1 values outside) is outside its range [0.01, 1000] nm rad;",
+    ),
+    ({"alpha_x": 1 + 2j}, "input 'alpha_x' has value (1+2j) of type complex; give a number"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "message"), EXAMPLE_MESSAGES)
+def test_example_messages_as_written(inputs: dict, message: str) -> None:
+    for call in (validate_inputs, MyPackageModel().evaluate):
+        with pytest.raises(InputValidationError) as info:
+            call(inputs)
+        assert message in str(info.value)
+
+
+def test_example_defaults_and_broadcast() -> None:
+    defaults = {"alpha_x": 0.5, "emit_x": 4.0, "quad_k1l": 0.1, "drift_length": 5.0}
+    assert validate_inputs({"beta_x": 3}) == {"beta_x": 3.0, **defaults}
+    values = validate_inputs({"quad_k1l": np.arange(-2, 3), "beta_x": [1.0] * 5})
+    assert values["quad_k1l"].tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    out = MyPackageModel().evaluate(values)
+    for name in ("sigma_x", "beta_x_screen", "alpha_x_screen"):
+        assert out[name].shape == (5,)
+
+
+# example-only:end
+@needs_two
 def test_scan_grid_first_variable_slowest() -> None:
     grid = expand_scan(
-        {"beta_x": ScanRange(start=1, stop=2, num=2), "quad_k1l": ScanRange(start=0, stop=1, num=3)}
+        {
+            FIRST.name: ScanRange(start=1, stop=2, num=2),
+            LAST.name: ScanRange(start=0, stop=1, num=3),
+        }
     )
-    assert grid["beta_x"].tolist() == [1, 1, 1, 2, 2, 2]
-    assert grid["quad_k1l"].tolist() == [0, 0.5, 1, 0, 0.5, 1]
+    assert grid[FIRST.name].tolist() == [1, 1, 1, 2, 2, 2]
+    assert grid[LAST.name].tolist() == [0, 0.5, 1, 0, 0.5, 1]
 
 
+@needs_bounds
 def test_scan_overrides_a_fixed_value_and_is_range_checked() -> None:
-    values = collect_inputs({"quad_k1l": 0.3}, {"quad_k1l": ScanRange(start=-1, stop=1, num=3)})
-    assert values["quad_k1l"].tolist() == [-1.0, 0.0, 1.0]
-    with pytest.raises(InputValidationError, match="'quad_k1l' = 6 at index 2"):
-        collect_inputs({}, {"quad_k1l": ScanRange(start=4, stop=6, num=3)})
+    var = LOW_VAR
+    low, high = var.value_range
+    values = collect_inputs(
+        {var.name: var.default_value}, {var.name: ScanRange(start=low, stop=high, num=3)}
+    )
+    assert values[var.name].tolist() == np.linspace(low, high, 3).tolist()
+    message = _outside(var, _above(var), " at index 1 (1 values outside)")
+    with pytest.raises(InputValidationError, match=re.escape(message)):
+        collect_inputs({}, {var.name: ScanRange(start=low, stop=_above(var), num=2)})
 
 
 @pytest.mark.parametrize(
-    ("text", "words"),
-    [("1:2", "not START:STOP:NUM"), ("a:2:3", "not START:STOP:NUM"), ("1:2:0", "greater than")],
+    ("text", "detail"),
+    [
+        ("1:2", ", e.g. 0.1:2.0:50"),
+        ("a:2:3", "could not convert string to float: 'a'"),
+        ("1:2:0", "greater than or equal to 1"),
+        (f"1:2:{MAX_SCAN_POINTS + 1}", f"less than or equal to {MAX_SCAN_POINTS}"),
+    ],
 )
-def test_scan_syntax_errors(text: str, words: str) -> None:
-    with pytest.raises((InputValidationError, ValueError), match=words):
+def test_scan_syntax_errors(text: str, detail: str) -> None:
+    with pytest.raises(InputValidationError) as info:
         ScanRange.parse(text)
+    assert str(info.value).startswith(f"scan '{text}' is not START:STOP:NUM")
+    assert detail in str(info.value)
 
 
+@needs_two
 def test_scan_too_large_is_refused_before_allocating() -> None:
-    scan = {n: ScanRange(start=1, stop=2, num=10_000) for n in ("beta_x", "alpha_x")}
-    with pytest.raises(InputValidationError, match="100,000,000 points"):
+    num = math.isqrt(MAX_SCAN_POINTS) + 1  # each axis is allowed; their product is not
+    scan = {n: ScanRange(start=1, stop=2, num=num) for n in (FIRST.name, LAST.name)}
+    message = f"the scan has {num * num:,} points, more than {MAX_SCAN_POINTS:,}"
+    with pytest.raises(InputValidationError, match=re.escape(message)):
         expand_scan(scan)
 
 
 def test_model_inputs_schema_carries_defaults_bounds_and_units() -> None:
     schema = ModelInputs.model_json_schema()
-    for var in load_variables()[0]:
+    assert list(schema["properties"]) == NAMES
+    for var in INPUTS:
         field = schema["properties"][var.name]
         assert field["default"] == var.default_value
-        assert (field["minimum"], field["maximum"]) == tuple(var.value_range)
+        # pydantic leaves an infinite bound out of the schema
+        bounds = (field.get("minimum", -math.inf), field.get("maximum", math.inf))
+        assert bounds == tuple(var.value_range)
         assert field["description"] == (f"unit: {var.unit}" if var.unit else "dimensionless")
     assert schema["additionalProperties"] is False
+    assert ModelInputs().model_dump() == DEFAULTS
+    with pytest.raises(ValidationError, match=re.escape(UNKNOWN)):
+        ModelInputs(**{UNKNOWN: 1.0})
 
 
-@pytest.mark.parametrize("bad", ["1.0", True, math.nan, 1e9])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "1.0",
+        True,
+        math.nan,
+        math.inf,
+        pytest.param(_above(HIGH_VAR), marks=needs_bounds, id="above"),
+        pytest.param(_below(HIGH_VAR), marks=needs_bounds, id="below"),
+    ],
+)
 def test_model_inputs_refuses_what_validation_refuses(bad: object) -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="beta_x"):
-        ModelInputs(beta_x=bad)
+    with pytest.raises(ValidationError, match=re.escape(HIGH_VAR.name)):
+        ModelInputs(**{HIGH_VAR.name: bad})
 
 
 def test_outputs_must_be_complete_and_finite() -> None:
-    outputs = load_variables()[1]
-    with pytest.raises(ModelOutputError, match="did not return output 'alpha_x_screen'"):
-        check_outputs({"sigma_x": 1.0, "beta_x_screen": 1.0}, outputs)
-    with pytest.raises(ModelOutputError, match="'sigma_x' is nan"):
-        check_outputs(
-            {"sigma_x": np.array([1.0, np.nan]), "beta_x_screen": 1.0, "alpha_x_screen": 0.0},
-            outputs,
-        )
+    names = [var.name for var in OUTPUTS]
+    message = f"the model did not return output '{names[-1]}'"
+    with pytest.raises(ModelOutputError, match=re.escape(message)):
+        check_outputs(dict.fromkeys(names[:-1], 1.0), OUTPUTS)
+    outputs = dict.fromkeys(names, 1.0) | {names[0]: np.array([1.0, np.nan])}
+    message = f"output '{names[0]}' is nan; it must be a finite number"
+    with pytest.raises(ModelOutputError, match=re.escape(message)):
+        check_outputs(outputs, OUTPUTS)
