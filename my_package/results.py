@@ -138,15 +138,12 @@ class Result(BaseModel):
         digest.update(flow_id + b"}")
         return digest.hexdigest()
 
-    def to_json(self) -> bytes:
-        """The stored document as JSON bytes (the filesystem target's file), dates as ISO text.
-
-        Equal to ``json.dumps(document)`` of :meth:`to_document` with the date as ISO text.
-        """
-        return b"".join(self.json_chunks())
-
     def json_chunks(self) -> tuple[bytes, ...]:
-        """:meth:`to_json` in pieces, to write without joining a scan's text once more."""
+        """The stored document as JSON (the filesystem target's file), in pieces.
+
+        Joined, the pieces equal ``json.dumps`` of :meth:`to_document` with the date as
+        ISO text; written one by one, a scan's text is never copied into one string.
+        """
         flow_id, inputs, outputs = self.json_parts
         tail = {
             "date_modified": self.date_modified.isoformat(),

@@ -114,7 +114,7 @@ def test_file_text_is_json_dumps_of_the_document():
     )
     document = result.to_document()
     document["date_modified"] = result.date_modified.isoformat()
-    assert result.to_json() == _reference(document)
+    assert b"".join(result.json_chunks()) == _reference(document)
 
 
 def test_to_jsonable_converts_numpy_and_leaves_plain_data():
