@@ -3,7 +3,7 @@
 #
 #   docker build --build-arg VERSION=1.2.3 -t my-package .
 #   docker run --rm -v "$PWD/results:/results" my-package                       # the example run
-#   docker run --rm my-package python -m my_package run --set quad_k1l=0.2      # any command
+#   docker run --rm my-package python -m my_package run --set NAME=VALUE        # any command
 #
 # Base images are build arguments so the same file builds from local images where no registry
 # is reachable (the container test does that).

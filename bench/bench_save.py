@@ -64,18 +64,20 @@ def main() -> None:
     from my_package.targets import MongoTarget, save_result
 
     model = MyPackageModel()
-    ks = np.linspace(-1.0, 1.0, args.count * args.repeat * 4)  # distinct points for every save
+    first = model.input_variables[0]  # scanned over its range: any model's variables work
+    scanned, (low, high) = first.name, first.value_range
+    ks = np.linspace(low, high, args.count * args.repeat * 4)  # distinct points for every save
     batches = iter(np.split(ks, args.repeat * 4))
 
     def results(tag: str) -> list[Result]:
         points = next(batches)
-        values = model.input_validation({"quad_k1l": points})
+        values = model.input_validation({scanned: points})
         outputs = model._evaluate(values)
         return [
             Result(
                 flow_id=tag,
                 project_name="bench",
-                inputs={**{k: v for k, v in values.items() if k != "quad_k1l"}, "quad_k1l": k},
+                inputs={**values, scanned: k},
                 outputs={name: float(out[i]) for name, out in outputs.items()},
             )
             for i, k in enumerate(points.tolist())
@@ -152,7 +154,7 @@ def main() -> None:
 
             # 2. a scan: one document, or one per point
             n = args.scan_points
-            values = model.input_validation({"quad_k1l": np.linspace(-1.0, 1.0, n)})
+            values = model.input_validation({scanned: np.linspace(low, high, n)})
             outputs = model._evaluate(values)
             scan_times: dict[str, list[float]] = {"one": [], "per_point": []}
             one_doc_bytes = per_point_bytes = 0

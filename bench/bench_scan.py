@@ -28,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-SCANNED = "quad_k1l"  # its range [-1, 1] 1/m is inside variables.yml's
+from my_package.variables import load_variables
+
+# The first input of variables.yml, scanned across its whole range (any model's works).
+_FIRST = load_variables()[0][0]
+SCANNED, (LOW, HIGH) = _FIRST.name, _FIRST.value_range
 
 # A child process that does one step at size N and prints nothing: its max RSS is read
 # by the parent. "floor" is numpy + the model's own _evaluate, the least any scan needs.
@@ -38,7 +42,8 @@ from my_package.model import MyPackageModel
 from my_package.validation import ScanRange, collect_inputs
 step, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 model = MyPackageModel()
-values = collect_inputs({}, {"quad_k1l": ScanRange(start=-1, stop=1, num=n)})
+name, low, high = sys.argv[4], float(sys.argv[5]), float(sys.argv[6])
+values = collect_inputs({}, {name: ScanRange(start=low, stop=high, num=n)})
 if step == "floor":
     model._evaluate(values)
 elif step == "api":
@@ -97,7 +102,7 @@ def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
 
     model = MyPackageModel()
     settings = Settings(output_dir=out)
-    scan = {SCANNED: ScanRange(start=-1.0, stop=1.0, num=n)}
+    scan = {SCANNED: ScanRange(start=LOW, stop=HIGH, num=n)}
     values = collect_inputs({}, scan, model.input_variables)
     outputs = model.evaluate(values)
     rows: dict[str, list[float]] = {}
@@ -143,7 +148,7 @@ def loop_per_point(points: int, repeat: int) -> float:
     inputs, outputs = load_variables()
     plain = PlainModel(input_variables=inputs, output_variables=outputs)
     defaults = {var.name: float(var.default_value) for var in inputs}
-    values = np.linspace(-1.0, 1.0, points).tolist()
+    values = np.linspace(LOW, HIGH, points).tolist()
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         # (lume-model prints its range warnings)
         times = timed(lambda: [plain.evaluate({**defaults, SCANNED: x}) for x in values], repeat)
@@ -188,13 +193,13 @@ def main() -> None:
                 for n in (n1, n2):
                     # A new output dir each time, so every run really writes its file.
                     run_env = {**env, "MY_PACKAGE_OUTPUT_DIR": tempfile.mkdtemp(dir=work)}
-                    wall, mb = child([*cmd, "--scan", f"{SCANNED}=-1:1:{n}"], work, run_env)
+                    wall, mb = child([*cmd, "--scan", f"{SCANNED}={LOW}:{HIGH}:{n}"], work, run_env)
                     cold[name][n].append(wall)
                     if n == n2:
                         rss.setdefault(name, []).append(mb)
         for step in ("floor", "api", "saved"):
             out = tempfile.mkdtemp(dir=work)
-            cmd = ["-c", MEMORY_CHILD, step, str(n2), out]
+            cmd = ["-c", MEMORY_CHILD, step, str(n2), out, SCANNED, str(LOW), str(HIGH)]
             rss[step] = [child(cmd, work, env)[1] for _ in range(2)]
         rss["python -c 'import numpy'"] = [
             child(["-c", "import numpy"], work, env)[1] for _ in range(2)

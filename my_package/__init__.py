@@ -3,7 +3,7 @@
 Python API::
 
     from my_package.model import MyPackageModel
-    outputs = MyPackageModel().evaluate({"quad_k1l": 0.2})
+    outputs = MyPackageModel().evaluate({"name": value, ...})  # names: files/variables.yml
 
 The flow is ``my_package.flow.my_package_flow``. Nothing heavy is imported here,
 so ``python -m my_package --help`` stays fast.

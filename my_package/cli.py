@@ -14,8 +14,8 @@ from typing import Any
 
 EPILOG = """examples:
   python -m my_package run
-  python -m my_package run --set quad_k1l=0.2 --set drift_length=3
-  python -m my_package evaluate --scan quad_k1l=-1:1:101
+  python -m my_package run --set NAME=VALUE --set NAME=VALUE
+  python -m my_package evaluate --scan NAME=START:STOP:NUM
   python -m my_package run --target mongodb      # LUME_RESULTS_DB__HOST etc. from the environment
   python -m my_package describe --markdown
 """

@@ -78,8 +78,9 @@ def my_package_flow(
 
     Args:
         inputs: Input values; each has its default, range and unit from variables.yml.
-        scan: Variables to scan, e.g. {"quad_k1l": {"start": -1, "stop": 1, "num": 101}};
-            several variables make a grid. A scanned variable overrides its value in inputs.
+        scan: Inputs to scan, each {"start": ..., "stop": ..., "num": ...} by name, e.g.
+            {"NAME": {"start": -1, "stop": 1, "num": 101}}; several inputs make a grid.
+            A scanned input overrides its value in inputs.
         target: "filesystem" or "mongodb"; default from MY_PACKAGE_TARGET.
 
     Returns:

@@ -37,12 +37,13 @@ PASSWORD = "pw-Zq81-never-shown"  # a test value: it must never appear in errors
 
 
 def _result(i: int = 0, project: str = "proj") -> Result:
+    # Made-up values: targets store any inputs and outputs, whatever variables.yml says.
     k = np.linspace(-1.0, 1.0, 5) + i
     return Result(
         project_name=project,
         flow_id="my-package-test",
-        inputs={"quad_k1l": k, "drift_length": 2.0},
-        outputs={"sigma_x": np.sqrt(1.0 + k**2)},
+        inputs={"k": k, "length": 2.0},
+        outputs={"size": np.sqrt(1.0 + k**2)},
     )
 
 
@@ -69,12 +70,12 @@ def test_filesystem_round_trip(tmp_path):
     )
     stored = json.loads(expected.read_text())
     assert set(stored) == LUME_KEYS - {"_id"}
-    assert stored["outputs"]["sigma_x"] == result.outputs["sigma_x"].tolist()
+    assert stored["outputs"]["size"] == result.outputs["size"].tolist()
     # A ResultRef is a flow return value: it survives JSON.
     back = load_result(json.loads(ref.model_dump_json()))
     assert back.unique_hash == result.unique_hash
     assert back.project_name == "proj"
-    assert back.inputs == {"quad_k1l": result.inputs["quad_k1l"].tolist(), "drift_length": 2.0}
+    assert back.inputs == {"k": result.inputs["k"].tolist(), "length": 2.0}
     assert back.date_modified == result.date_modified
     assert oct(expected.stat().st_mode & 0o777) == "0o644"
 
@@ -116,7 +117,7 @@ def test_concurrent_saves_of_different_results(tmp_path, pool):
                 project_name="proj",
             )
         )
-        assert back.outputs["sigma_x"] == _result(i).outputs["sigma_x"].tolist()
+        assert back.outputs["size"] == _result(i).outputs["size"].tolist()
 
 
 def test_concurrent_saves_of_the_same_result(tmp_path):
@@ -147,7 +148,7 @@ def test_tampered_file_is_refused(tmp_path):
     ref = save_result(_result(), _fs_settings(tmp_path))
     path = Path(ref.location)
     document = json.loads(path.read_text())
-    document["outputs"]["sigma_x"][0] = 0.0
+    document["outputs"]["size"][0] = 0.0
     path.write_text(json.dumps(document))
     with pytest.raises(ValueError, match="does not match"):
         load_result(ref)
@@ -196,12 +197,12 @@ def test_mongodb_round_trip(mongo_settings, mongo_client, project):
     stored = collection.find_one({"unique_hash": result.unique_hash})
     assert set(stored) == LUME_KEYS
     assert str(stored["_id"]) == ref.location
-    assert stored["outputs"]["sigma_x"] == result.outputs["sigma_x"].tolist()
+    assert stored["outputs"]["size"] == result.outputs["size"].tolist()
     assert stored["result_type_string"] == "lume_services.results.generic.Result"
 
     back = load_result(json.loads(ref.model_dump_json()), mongo_settings)
     assert back.unique_hash == result.unique_hash
-    assert back.inputs["quad_k1l"] == result.inputs["quad_k1l"].tolist()
+    assert back.inputs["k"] == result.inputs["k"].tolist()
     assert back.date_modified == result.date_modified
 
 
