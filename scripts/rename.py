@@ -563,7 +563,10 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
     replace: dict[str, str] = dict(examples.get("replace", {})) if settings.strip_examples else {}
     if settings.strip_examples:
         remove += examples.get("remove", [])
-    region = (examples.get("region_start"), examples.get("region_end"))
+    # Regions about the template go on every rename; example regions with --strip-examples.
+    regions = [(template.get("region_start"), template.get("region_end"))]
+    if settings.strip_examples:
+        regions.append((examples.get("region_start"), examples.get("region_end")))
     tables: dict[str, str] = dict(examples.get("tables", {})) if settings.strip_examples else {}
     pattern, mapping = substitution(old, settings.new)
     leftover = re.compile(
@@ -600,8 +603,9 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
         text = _text(data)
         count = 0
         if text is not None and not _matches(path, verbatim):
-            if settings.strip_examples and region[0] and region[0] in text:
-                text = strip_regions(text, region[0], region[1])
+            for start, end in regions:
+                if start and start in text:
+                    text = strip_regions(text, start, end)
             if path in tables:
                 text = replace_tables(text, (root / tables[path]).read_text(encoding="utf-8"))
             text, count = pattern.subn(lambda m: mapping[m.group(0)], text)

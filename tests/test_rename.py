@@ -488,6 +488,7 @@ def test_renamed_template_passes_its_own_tests_and_linters(tmp_path: Path, strip
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not OLD_NAME.findall(text), rel
+            assert "template-only" not in text, rel  # "Use this template" text is gone
             if strip and rel != "bench/README.md":
                 assert not example_name.findall(text), rel
                 assert "example-only" not in text, rel
