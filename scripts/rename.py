@@ -521,15 +521,18 @@ def substitution(old: Names, new: Names) -> tuple[re.Pattern[str], dict[str, str
     return pattern, mapping
 
 
-def strip_regions(text: str, start: str, end: str) -> str:
-    """Delete every line from one containing `start` to the next containing `end`."""
+def strip_regions(text: str, start: str, end: str, keep_inside: bool = False) -> str:
+    """Delete every line from one containing `start` to the next containing `end`.
+
+    With `keep_inside`, only the two marker lines go and the region's lines stay.
+    """
     out, inside = [], False
     for line in text.splitlines(keepends=True):
         if not inside and start in line:
             inside = True
         elif inside and end in line:
             inside = False
-        elif not inside:
+        elif keep_inside or not inside:
             out.append(line)
     if inside:
         raise ValueError(f"unterminated region: {start!r} without {end!r}")
@@ -563,10 +566,12 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
     replace: dict[str, str] = dict(examples.get("replace", {})) if settings.strip_examples else {}
     if settings.strip_examples:
         remove += examples.get("remove", [])
-    # Regions about the template go on every rename; example regions with --strip-examples.
-    regions = [(template.get("region_start"), template.get("region_end"))]
-    if settings.strip_examples:
-        regions.append((examples.get("region_start"), examples.get("region_end")))
+    # Regions about the template go on every rename; example regions with --strip-examples,
+    # else only their marker lines (without the template.toml they mean nothing).
+    regions = [
+        (template.get("region_start"), template.get("region_end"), False),
+        (examples.get("region_start"), examples.get("region_end"), not settings.strip_examples),
+    ]
     tables: dict[str, str] = dict(examples.get("tables", {})) if settings.strip_examples else {}
     pattern, mapping = substitution(old, settings.new)
     leftover = re.compile(
@@ -603,9 +608,9 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
         text = _text(data)
         count = 0
         if text is not None and not _matches(path, verbatim):
-            for start, end in regions:
+            for start, end, keep_inside in regions:
                 if start and start in text:
-                    text = strip_regions(text, start, end)
+                    text = strip_regions(text, start, end, keep_inside)
             if path in tables:
                 text = replace_tables(text, (root / tables[path]).read_text(encoding="utf-8"))
             text, count = pattern.subn(lambda m: mapping[m.group(0)], text)

@@ -272,6 +272,14 @@ def test_rename_leaves_no_trace_and_keeps_binary_modes_links(
     assert "class BeamSizeModel" in (pkg / "model.py").read_text()
 
 
+def test_regions_go_whole_or_only_their_markers() -> None:
+    text = "a\n<!-- x:start -->\nb\n<!-- x:end -->\nc\n"
+    assert rename.strip_regions(text, "x:start", "x:end") == "a\nc\n"
+    assert rename.strip_regions(text, "x:start", "x:end", keep_inside=True) == "a\nb\nc\n"
+    with pytest.raises(ValueError, match="unterminated region"):
+        rename.strip_regions("a\n# x:start\nb\n", "x:start", "x:end")
+
+
 def test_second_run_does_nothing(repo: Path, capsys: pytest.CaptureFixture) -> None:
     assert rename.main(NAMES, root=repo) == 0
     after = snapshot(repo)
@@ -488,10 +496,10 @@ def test_renamed_template_passes_its_own_tests_and_linters(tmp_path: Path, strip
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not OLD_NAME.findall(text), rel
-            assert "template-only" not in text, rel  # "Use this template" text is gone
+            # "Use this template" text is gone, and so are the markers of example regions.
+            assert "template-only" not in text and "example-only" not in text, rel
             if strip and rel != "bench/README.md":
                 assert not example_name.findall(text), rel
-                assert "example-only" not in text, rel
 
     def run(*cmd: str) -> subprocess.CompletedProcess:
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
