@@ -133,9 +133,8 @@ BAD_INPUTS = [
         marks=needs_two,
     ),
 ]
-
-
 # example-only:start
+
 # The cases above build their expected text the way validation.py does; these pin the
 # text itself, as a user of the example reads it.
 BAD_INPUTS += [
