@@ -26,6 +26,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
+
 BARE_FLOW = """
 from prefect import flow, task
 
@@ -82,15 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_HOME": str(work / "prefect"),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-            "MY_PACKAGE_OUTPUT_DIR": str(work / "results"),
-        }
+        env = {**offline_env(work), "MY_PACKAGE_OUTPUT_DIR": str(work / "results")}
         commands = {
             "baseline": [sys.executable, "-c", BARE_FLOW],
             "run": [sys.executable, "-m", "my_package", "run"],

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
 
 from my_package.variables import load_variables
 
@@ -165,15 +166,7 @@ def main() -> None:
     n1, n2 = args.sizes
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_HOME": str(work / "prefect"),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-            "MY_PACKAGE_OUTPUT_DIR": str(work / "results"),
-        }
+        env = {**offline_env(work), "MY_PACKAGE_OUTPUT_DIR": str(work / "results")}
         rows: dict[str, dict[int, list[float]]] = {}
         for n in (n1, n2):
             for name, times in one_size(n, args.repeat, work / "inproc").items():

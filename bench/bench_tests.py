@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {
     "fast": (["-m", "not slow and not container"], 60.0),
@@ -39,14 +41,7 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                **os.environ,
-                "DO_NOT_TRACK": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_HOME": str(Path(tmp) / "prefect"),
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-                "PREFECT_LOGGING_LEVEL": "WARNING",
-            }
+            env = offline_env(Path(tmp))
             cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *marker]
             cmd += [f"--durations={args.durations}"]
             start = time.perf_counter()
