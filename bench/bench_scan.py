@@ -138,7 +138,6 @@ def loop_per_point(points: int, repeat: int) -> float:
     from lume_model.base import LUMEBaseModel
 
     from my_package.model import MyPackageModel
-    from my_package.variables import load_variables
 
     class PlainModel(LUMEBaseModel):
         """The same physics with lume-model's own (per-point) validation."""
