@@ -97,15 +97,20 @@ def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple
 
 
 def _summary(outputs: dict[str, Any]) -> str:
-    from my_package.variables import load_variables
+    import numpy as np
 
-    units = {var.name: var.unit or "" for var in load_variables()[1]}
-    lines = []
-    for name, value in outputs.items():
-        if getattr(value, "ndim", 0):
-            lines.append(f"{name} = {value.min():.6g} .. {value.max():.6g} {units[name]}")
-        else:
-            lines.append(f"{name} = {float(value):.6g} {units[name]}")
+    from my_package.validation import WARNINGS_KEY
+    from my_package.variables import is_nd, load_variables
+
+    variables = {var.name: var for var in load_variables()[1]}
+    lines = [f"warning: {text}" for text in outputs.get(WARNINGS_KEY, [])]
+    for name, var in variables.items():
+        array, unit = np.asarray(outputs[name]), getattr(var, "unit", None) or ""
+        if array.ndim == 0:
+            lines.append(f"{name} = {array.item():.6g} {unit}")
+        else:  # a scan, or an array output: its shape (arrays) and its extremes
+            shape = f"shape {array.shape}, " if is_nd(var) else ""
+            lines.append(f"{name} = {shape}{array.min():.6g} .. {array.max():.6g} {unit}")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -167,10 +172,16 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m my_package``; returns the exit code."""
     args = build_parser().parse_args(argv)
+    from my_package.errors import VariablesFileError
+
     if args.command == "describe":
         from my_package.variables import describe_table
 
-        print(describe_table(markdown=args.markdown))
+        try:
+            print(describe_table(markdown=args.markdown))
+        except VariablesFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
 
     from pydantic import ValidationError
@@ -184,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         values, scan = parse_assignments(args.assignments, args.scans)
         command = command_run if args.command == "run" else command_evaluate
         command(values, scan, args.target)
-    except (UsageError, InputValidationError) as exc:
+    except (UsageError, InputValidationError, VariablesFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # settings from the environment, or a flow parameter

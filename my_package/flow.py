@@ -11,6 +11,7 @@ server by itself), or deploy it to a work pool with ``prefect.yaml``.
 
 from typing import Any
 
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +21,15 @@ from my_package.config import Settings, TargetName
 from my_package.model import MyPackageModel
 from my_package.results import Result
 from my_package.targets import ResultRef, is_transient, save_result
-from my_package.validation import ModelInputs, ScanRange, Value, collect_inputs
+from my_package.validation import (
+    WARNINGS_KEY,
+    ModelInputs,
+    ScanRange,
+    Value,
+    collect_inputs,
+    scan_points,
+)
+from my_package.variables import load_variables
 
 # Scans pass large arrays between tasks: no cache keys (they would hash every
 # array) and no persisted task results (the saved Result is the record).
@@ -52,19 +61,36 @@ def save(result: Result, target: TargetName | None) -> ResultRef:
     return save_result(result, Settings(), target)
 
 
+def _cell(value: Any, index: int | None) -> float | str:
+    """A number as it is; an array (ND variable) as its shape and min .. max."""
+    array = np.asarray(value if index is None else value[index])
+    if array.ndim == 0:
+        return array.item()
+    shape = "x".join(map(str, array.shape))
+    return f"{shape} array, {array.min():.6g} .. {array.max():.6g}"
+
+
 def publish_table(values: dict[str, Value], outputs: dict[str, Value], ref: ResultRef) -> None:
     """A table artifact of inputs and outputs, shown on the run's page in the UI."""
-    columns = {**values, **outputs}
-    length = max((getattr(v, "size", 1) for v in columns.values()), default=1)
+    inputs, output_variables = load_variables()
+    points = scan_points(values, inputs)
+    indices = [None] if points is None else range(min(points, ARTIFACT_ROWS))
+    # A column has one entry per point if it has more axes than one point of it.
+    columns = {**values, **{k: v for k, v in outputs.items() if k != WARNINGS_KEY}}
+    point_ndim = {var.name: len(getattr(var, "shape", ())) for var in inputs + output_variables}
+    per_point = {name: np.ndim(v) > point_ndim.get(name, 0) for name, v in columns.items()}
     rows = [
-        {name: float(v[i]) if getattr(v, "ndim", 0) else float(v) for name, v in columns.items()}
-        for i in range(min(length, ARTIFACT_ROWS))
+        {name: _cell(v, i if per_point[name] else None) for name, v in columns.items()}
+        for i in indices
     ]
-    shown = "" if length <= ARTIFACT_ROWS else f" (first {ARTIFACT_ROWS} of {length} points)"
+    shown = "" if (points or 1) <= ARTIFACT_ROWS else f" (first {ARTIFACT_ROWS} of {points} points)"
+    warned = "; warnings: " + "; ".join(outputs[WARNINGS_KEY]) if WARNINGS_KEY in outputs else ""
     create_table_artifact(
         key="my-package-result",
         table=rows,
-        description=f"Result {ref.unique_hash} saved to {ref.target}: {ref.location}{shown}",
+        description=f"Result {ref.unique_hash} saved to {ref.target}: {ref.location}"
+        + shown
+        + warned,
     )
 
 
@@ -95,6 +121,9 @@ def my_package_flow(
         outputs=outputs,
     )
     ref = save(result, target)
-    publish_table(values, outputs, ref)
+    try:
+        publish_table(values, outputs, ref)
+    except Exception as exc:  # the result is saved: a table must not fail the run
+        get_run_logger().warning("No table artifact for result %s: %s", ref.unique_hash, exc)
     get_run_logger().info("Saved result %s to %s: %s", ref.unique_hash, ref.target, ref.location)
     return ref

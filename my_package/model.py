@@ -7,51 +7,39 @@ declared in ``files/variables.yml``; keep the two files in step.
 
 ``_evaluate`` is pure science: a dict of numbers in, a dict of numbers out. It
 receives either floats (one point) or equal-length numpy arrays (a scan), so
-write it with numpy operations that work on both. Validation happens before it
-is called (``validation.py``); saving happens after (``results.py``, ``targets.py``).
+write it with numpy operations that work on both. An array output (an NDVariable
+in variables.yml) has its declared shape for one point and (N, *shape) for a scan
+of N. Validation happens before and after it (``validation.py``); the class it
+inherits (``lume_adapter.py``) makes it a lume-base LUMEModel.
 """
 
-from typing import Any
-
 import numpy as np
-from lume_model.base import LUMEBaseModel
 
-from my_package.validation import Value, check_outputs, validate_inputs
-from my_package.variables import load_variables
+from my_package.lume_adapter import StatelessModel
+from my_package.validation import Value
+
+# The screen's pixel centres [mm]: 100 pixels of 50 um, centred on the beam axis.
+PIXELS_MM = (np.arange(100) - 49.5) * 0.05
 
 
-class MyPackageModel(LUMEBaseModel):
+class MyPackageModel(StatelessModel):
     """RMS beam size at a screen after a thin quadrupole and a drift.
 
     Inputs: Twiss ``beta_x`` [m] and ``alpha_x`` at the quadrupole, geometric
     emittance ``emit_x`` [nm rad], integrated quadrupole strength ``quad_k1l``
     [1/m] (positive focuses in x), drift length ``drift_length`` [m] to the screen.
-    Outputs: rms beam size ``sigma_x`` [mm] and the Twiss ``beta_x_screen`` [m],
-    ``alpha_x_screen`` at the screen.
+    Outputs: rms beam size ``sigma_x`` [mm], the Twiss ``beta_x_screen`` [m] and
+    ``alpha_x_screen`` at the screen, and ``profile_x`` [1/mm]: the beam's projected
+    horizontal line density (a Gaussian of rms ``sigma_x``, normalized to 1) at the
+    centres of the screen's 100 pixels of 50 um.
 
     Usage::
 
         model = MyPackageModel()
         model.evaluate({"quad_k1l": 0.2})                          # one point
         model.evaluate({"quad_k1l": np.linspace(-1.0, 1.0, 101)})  # a scan
+        model.set({"quad_k1l": 0.2}); model.get(["sigma_x"])       # lume-base LUMEModel
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # With no arguments, the variables come from files/variables.yml, so the
-        # class can be built bare (as lume-services does through the entry point).
-        if not args:
-            inputs, outputs = load_variables()
-            kwargs.setdefault("input_variables", inputs)
-            kwargs.setdefault("output_variables", outputs)
-        super().__init__(*args, **kwargs)
-
-    def input_validation(self, input_dict: dict[str, Any]) -> dict[str, Value]:
-        # This package's validation replaces lume-model's: it also accepts numpy
-        # arrays, fills defaults and refuses out-of-range values (lume-model warns).
-        return validate_inputs(input_dict, self.input_variables)
-
-    def output_validation(self, output_dict: dict[str, Value]) -> dict[str, Value]:
-        return check_outputs(output_dict, self.output_variables)
 
     def _evaluate(self, input_dict: dict[str, Value]) -> dict[str, Value]:
         beta0 = input_dict["beta_x"]
@@ -72,4 +60,13 @@ class MyPackageModel(LUMEBaseModel):
         alpha1 = -m11 * m21 * beta0 + (m11 * m22 + m12 * m21) * alpha0 - m12 * m22 * gamma0
         sigma = np.sqrt(emittance * beta1) * 1e3  # m -> mm
 
-        return {"sigma_x": sigma, "beta_x_screen": beta1, "alpha_x_screen": alpha1}
+        # Line density at each pixel centre; a trailing axis makes one profile per point.
+        width = np.asarray(sigma)[..., np.newaxis]
+        profile = np.exp(-0.5 * (PIXELS_MM / width) ** 2) / (np.sqrt(2.0 * np.pi) * width)
+
+        return {
+            "sigma_x": sigma,
+            "beta_x_screen": beta1,
+            "alpha_x_screen": alpha1,
+            "profile_x": profile,
+        }

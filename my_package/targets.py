@@ -280,9 +280,22 @@ def save_result(result: Result, settings: Settings, target: str | None = None) -
 
 
 def load_result(ref: ResultRef | dict[str, Any], settings: Settings | None = None) -> Result:
-    """Read a saved result back; ``settings`` (default: from the environment) for MongoDB."""
+    """Read a saved result back; ``settings`` (default: from the environment) for MongoDB.
+
+    Array variables (NDVariable) come back as numpy arrays of their declared shape and dtype.
+    """
+    from my_package.variables import declared_arrays, load_variables
+
     ref = ResultRef.model_validate(ref)
     if ref.target == "filesystem":
-        return FilesystemTarget(Path(ref.location).parent.parent).load(ref)
-    with MongoTarget((settings or Settings()).results_db) as mongo:
-        return mongo.load(ref)
+        result = FilesystemTarget(Path(ref.location).parent.parent).load(ref)
+    else:
+        with MongoTarget((settings or Settings()).results_db) as mongo:
+            result = mongo.load(ref)
+    inputs, outputs = load_variables()
+    return result.model_copy(
+        update={
+            "inputs": declared_arrays(result.inputs, inputs),
+            "outputs": declared_arrays(result.outputs, outputs),
+        }
+    )

@@ -1,20 +1,25 @@
-"""Input validation: the one path that the CLI, the Prefect flow and the Python API share.
+"""Input and output validation: the one path that the CLI, the Prefect flow and the API share.
 
 ``validate_inputs`` turns what a user gave (numbers, lists or numpy arrays, by
-variable name) into what the model computes on: float64 scalars or equal-length
-1-D arrays, every value finite and inside its variable's ``value_range``.
-Arrays are checked with whole-array numpy operations, never point by point.
+variable name) into what the model computes on: for a scalar input a float (one
+point) or a 1-D float64 array (a scan of N points); for an array input (NDVariable)
+an array of its declared shape, or (N, *shape) for a scan. Every value is finite,
+of its declared dtype and, unless its variable says ``default_validation_config:
+warn`` or ``none``, inside its ``value_range``. ``check_outputs`` holds the model's
+outputs to the same rules. Arrays are checked with whole-array numpy operations,
+never point by point.
 
 ``ModelInputs`` and ``ScanRange`` are the same rules as pydantic models, so the
 Prefect flow's parameter schema (UI, ``prefect deployment run --param``) shows
 each input with its default, bounds and unit.
 """
 
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from lume_model.variables import ScalarVariable
+from lume.variables import EnumVariable, IntVariable, NDVariable, ScalarVariable, Variable
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from my_package.variables import load_variables
@@ -22,8 +27,13 @@ from my_package.variables import load_variables
 # A guard against a scan that would not fit in memory (10^7 points x 8 variables
 # x 8 bytes is 640 MB); raise it if your machine and model allow more.
 MAX_SCAN_POINTS = 10_000_000
+# The outputs' key for the warnings of `default_validation_config: warn` variables: saved
+# with the result (a leading underscore: no variable can have this name).
+WARNINGS_KEY = "_warnings"
 
-Value = float | np.ndarray
+Value = float | int | np.ndarray
+
+log = logging.getLogger(__name__)
 
 
 class InputValidationError(ValueError):
@@ -32,6 +42,11 @@ class InputValidationError(ValueError):
 
 class ModelOutputError(RuntimeError):
     """The model produced a value outside what its output variables allow."""
+
+
+def _number(value: Any) -> str:
+    """A number at full precision: the shortest text that reads back as the same float."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _as_array(name: str, value: Any) -> np.ndarray:
@@ -58,39 +73,108 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     return array.astype(np.float64, copy=False)
 
 
-def _check_range(name: str, array: np.ndarray, var: ScalarVariable, what: str) -> None:
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = array[~finite].flat[0]
-        raise _error(what, f"{what} {name!r} is {bad}; it must be a finite number")
-    if var.value_range is None:
-        return
-    low, high = var.value_range
-    outside = (array < low) | (array > high)
-    if outside.any():
-        index = int(np.flatnonzero(outside)[0]) if array.ndim else None
-        bad = array.flat[index or 0]
-        where = "" if index is None else f" at index {index} ({int(outside.sum())} values outside)"
-        unit = f" {var.unit}" if var.unit else ""
-        raise _error(
-            what,
-            f"{what} {name!r} = {bad:g}{where} is outside its range "
-            f"[{low:g}, {high:g}]{unit}; choose a value inside the range",
+def _as_nd(name: str, value: Any, var: NDVariable) -> np.ndarray:
+    """An array input as its declared dtype: shape ``var.shape``, or (N, *shape) for a scan."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise InputValidationError(f"input {name!r} is not an array: {exc}") from None
+    shape = tuple(var.shape)
+    if array.shape != shape and (array.ndim != len(shape) + 1 or array.shape[1:] != shape):
+        raise InputValidationError(
+            f"input {name!r} has shape {array.shape}; give an array of shape {shape}, "
+            f"or (N, {', '.join(map(str, shape))}) for a scan of N points"
         )
+    if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, var.dtype, "same_kind"):
+        raise InputValidationError(
+            f"input {name!r} has dtype {array.dtype}; give numbers that fit {var.dtype}"
+        )
+    return array.astype(var.dtype, copy=False)
+
+
+def _check_values(
+    name: str, array: np.ndarray, var: Variable, what: str, warnings: list[str] | None
+) -> None:
+    """Finite, and inside the variable's range unless its validation config says otherwise."""
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = array[~finite].flat[0]
+            raise _error(what, f"{what} {name!r} is {bad}; it must be a finite number")
+    config = var.default_validation_config
+    value_range = getattr(var, "value_range", None)
+    if value_range is None or config == "none":
+        return
+    low, high = value_range
+    outside = (array < low) | (array > high)
+    if not outside.any():
+        return
+    index = int(np.flatnonzero(outside)[0]) if array.ndim else None
+    bad = array.flat[index or 0]
+    where = "" if index is None else f" at index {index} ({int(outside.sum())} values outside)"
+    unit = f" {var.unit}" if var.unit else ""
+    fix = "choose a value inside the range" if what == "input" else _FROM_MODEL
+    message = (
+        f"{what} {name!r} = {_number(bad)}{where} is outside its range "
+        f"[{_number(low)}, {_number(high)}]{unit}"
+    )
+    if config == "warn":
+        message += " (default_validation_config: warn, so the model runs)"
+        log.warning("%s", message)
+        if warnings is not None:
+            warnings.append(message)
+        return
+    raise _error(what, f"{message}; {fix}")
+
+
+_FROM_MODEL = "the model produced it: check _evaluate in model.py"
 
 
 def _error(what: str, message: str) -> Exception:
     return InputValidationError(message) if what == "input" else ModelOutputError(message)
 
 
+def _point_count(array: np.ndarray, var: Variable) -> int | None:
+    """N for a scan of N points, None for one point."""
+    point_ndim = len(var.shape) if isinstance(var, NDVariable) else 0
+    return array.shape[0] if array.ndim > point_ndim else None
+
+
+def _validate_one(name: str, value: Any, var: Variable, warnings: list[str] | None) -> Value:
+    if isinstance(var, NDVariable):
+        array = _as_nd(name, value, var)
+    elif isinstance(var, ScalarVariable):
+        array = _as_array(name, value)
+        if isinstance(var, IntVariable):
+            if not (array == np.round(array)).all():
+                bad = array[array != np.round(array)].flat[0]
+                raise InputValidationError(
+                    f"input {name!r} is {_number(bad)}; it takes whole numbers"
+                )
+            array = array.astype(np.int64)
+    else:  # bool, str, enum, particle group: one value, checked by lume-base itself
+        try:
+            var.validate_value(value)
+        except (TypeError, ValueError) as exc:
+            raise InputValidationError(f"input {name!r}: {exc}") from None
+        return value
+    _check_values(name, array, var, "input", warnings)
+    if array.ndim == 0:
+        return array.item()
+    return array
+
+
 def validate_inputs(
-    values: Mapping[str, Any], variables: Sequence[ScalarVariable] | None = None
+    values: Mapping[str, Any],
+    variables: Sequence[Variable] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Value]:
     """Validate model inputs and fill the ones not given from their defaults.
 
-    Returns floats for scalar inputs and float64 arrays (all the same length)
-    for scanned ones. Raises InputValidationError naming the variable, the bad
-    value and what to do.
+    Returns floats (ints for IntVariable) for scalar inputs of one point, and arrays
+    with a first axis of one length N for a scan. Read-only inputs cannot be given.
+    Raises InputValidationError naming the variable, the bad value and what to do;
+    the messages of ``warn`` variables are appended to ``warnings``.
     """
     if variables is None:
         variables = load_variables()[0]
@@ -100,16 +184,26 @@ def validate_inputs(
         raise InputValidationError(
             f"unknown input {', '.join(map(repr, unknown))}; valid inputs are: {', '.join(by_name)}"
         )
+    fixed = [name for name in values if by_name[name].read_only]
+    if fixed:
+        var = by_name[fixed[0]]
+        raise InputValidationError(
+            f"input {var.name!r} is read-only (read_only or is_constant in variables.yml) and "
+            f"keeps its default {_default_text(var)}; do not set it"
+        )
     validated: dict[str, Value] = {}
     lengths: dict[str, int] = {}
     for name, var in by_name.items():
-        array = _as_array(name, values.get(name, var.default_value))
-        _check_range(name, array, var, "input")
-        if array.ndim == 1:
-            lengths[name] = array.size
-            validated[name] = array
-        else:
-            validated[name] = float(array)
+        value = _validate_one(name, values.get(name, var.default_value), var, warnings)
+        if isinstance(value, np.ndarray):
+            points = _point_count(value, var)
+            if points is not None:
+                if points == 0:
+                    raise InputValidationError(
+                        f"input {name!r} is an empty array; give at least one value"
+                    )
+                lengths[name] = points
+        validated[name] = value
     if len(set(lengths.values())) > 1:
         sizes = ", ".join(f"{n} has {size}" for n, size in lengths.items())
         raise InputValidationError(
@@ -118,16 +212,78 @@ def validate_inputs(
     return validated
 
 
-def check_outputs(
-    outputs: Mapping[str, Value], variables: Sequence[ScalarVariable]
-) -> dict[str, Value]:
-    """Check that the model returned every output, finite and inside any declared range."""
-    missing = [var.name for var in variables if var.name not in outputs]
-    if missing:
-        raise ModelOutputError(f"the model did not return output {', '.join(map(repr, missing))}")
+def _default_text(var: Variable) -> str:
+    default = var.default_value
+    return repr(default.tolist()) if isinstance(default, np.ndarray) else _number(default)
+
+
+def scan_points(values: Mapping[str, Value], variables: Sequence[Variable]) -> int | None:
+    """The number of points of validated inputs: N for a scan, None for one point."""
     for var in variables:
-        _check_range(var.name, np.asarray(outputs[var.name], dtype=np.float64), var, "output")
-    return dict(outputs)
+        value = values.get(var.name)
+        if isinstance(value, np.ndarray):
+            points = _point_count(value, var)
+            if points is not None:
+                return points
+    return None
+
+
+def check_outputs(
+    outputs: Mapping[str, Any],
+    variables: Sequence[Variable],
+    points: int | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Value]:
+    """Check the model's outputs: every one returned, of its declared shape, dtype and range.
+
+    ``points`` is the scan's N (None for one point): then a scalar output is a float, or
+    an array of shape (N,), and an NDVariable output has shape ``shape`` or (N, *shape).
+    A scalar the model returns once for a whole scan is repeated for every point.
+    """
+    names = [var.name for var in variables]
+    missing = [name for name in names if name not in outputs]
+    if missing:
+        raise ModelOutputError(
+            f"the model did not return output {', '.join(map(repr, missing))}; {_FROM_MODEL}"
+        )
+    extra = [name for name in outputs if name not in names]
+    if extra:
+        raise ModelOutputError(
+            f"the model returned {', '.join(map(repr, extra))}, which variables.yml does not "
+            "declare as an output; declare it in output_variables or stop returning it"
+        )
+    checked: dict[str, Value] = {}
+    for var in variables:
+        name = var.name
+        if not isinstance(var, ScalarVariable | NDVariable):
+            try:
+                var.validate_value(outputs[name])
+            except (TypeError, ValueError) as exc:
+                raise ModelOutputError(f"output {name!r}: {exc}; {_FROM_MODEL}") from None
+            checked[name] = outputs[name]
+            continue
+        array = np.asarray(outputs[name])
+        point_shape = tuple(var.shape) if isinstance(var, NDVariable) else ()
+        dtype = var.dtype if isinstance(var, NDVariable) else np.dtype(np.float64)
+        if isinstance(var, IntVariable):
+            dtype = np.dtype(np.int64)
+        if points is not None and array.ndim == 0 and not point_shape:
+            array = np.full(points, array)
+        expected = point_shape if points is None else (points, *point_shape)
+        if array.shape != expected:
+            raise ModelOutputError(
+                f"output {name!r} has shape {array.shape}, not {expected} "
+                f"({'one point' if points is None else f'a scan of {points} points'}); "
+                f"{_FROM_MODEL}"
+            )
+        if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, dtype, "same_kind"):
+            raise ModelOutputError(
+                f"output {name!r} has dtype {array.dtype}, not {dtype}; {_FROM_MODEL}"
+            )
+        array = array.astype(dtype, copy=False)
+        _check_values(name, array, var, "output", warnings)
+        checked[name] = array.item() if array.ndim == 0 else array
+    return checked
 
 
 class ScanRange(BaseModel):
@@ -174,26 +330,41 @@ def expand_scan(scan: Mapping[str, ScanRange]) -> dict[str, np.ndarray]:
 def collect_inputs(
     values: Mapping[str, Any],
     scan: Mapping[str, ScanRange] | None = None,
-    variables: Sequence[ScalarVariable] | None = None,
+    variables: Sequence[Variable] | None = None,
 ) -> dict[str, Value]:
     """Merge fixed values and a scan (which wins for a variable in both) and validate them."""
     return validate_inputs({**values, **expand_scan(scan or {})}, variables)
 
 
-def _unit_text(var: ScalarVariable) -> str:
-    return f"unit: {var.unit}" if var.unit else "dimensionless"
+def _unit_text(var: Variable) -> str:
+    unit = getattr(var, "unit", None)
+    return f"unit: {unit}" if unit else "dimensionless"
 
 
-def _inputs_model(variables: Sequence[ScalarVariable]) -> type[BaseModel]:
-    """A pydantic model with one float field per input: default, bounds and unit."""
-    fields: dict[str, Any] = {}
-    for var in variables:
-        low, high = var.value_range or (None, None)
-        # strict: ints are floats, but "1.5" and True are not numbers.
-        fields[var.name] = (
-            float,
-            Field(var.default_value, ge=low, le=high, description=_unit_text(var), strict=True),
+def _field(var: Variable) -> tuple[Any, Any]:
+    """The pydantic field of one input: its type, default and (refusing) bounds."""
+    description = _unit_text(var)
+    if isinstance(var, NDVariable):
+        shape = "x".join(map(str, var.shape))
+        return list, Field(var.default_value.tolist(), description=f"{shape} array, {description}")
+    if isinstance(var, EnumVariable):
+        return Literal[tuple(var.options)], Field(var.default_value, description=description)
+    if not isinstance(var, ScalarVariable):
+        return type(var.default_value), Field(
+            var.default_value, description=description, strict=True
         )
+    # Bounds only where an out-of-range value is refused (warn and none let the model run).
+    low, high = var.value_range or (None, None)
+    if var.default_validation_config != "error":
+        low = high = None
+    # strict: ints are floats, but "1.5" and True are not numbers.
+    kind = int if isinstance(var, IntVariable) else float
+    return kind, Field(var.default_value, ge=low, le=high, description=description, strict=True)
+
+
+def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
+    """A pydantic model with one field per settable input: default, bounds and unit."""
+    fields = {var.name: _field(var) for var in variables if not var.read_only}
     return create_model(
         "ModelInputs",
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False),

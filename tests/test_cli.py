@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from my_package.cli import main
-from my_package.variables import load_variables
+from my_package.variables import is_nd, load_variables
 
 # Names, defaults and ranges come from variables.yml, so these tests hold for any model.
-INPUTS, OUTPUTS = load_variables()
+ALL_INPUTS, OUTPUTS = load_variables()
+INPUTS = [var for var in ALL_INPUTS if not var.read_only and not is_nd(var)]  # settable scalars
 FIRST, LAST = INPUTS[0], INPUTS[-1]
-LOW, HIGH = FIRST.value_range
+# Inputs without a range: scan around the default (the out-of-range cases then do not apply).
+LOW, HIGH = FIRST.value_range or (FIRST.default_value - 1.0, FIRST.default_value + 1.0)
 UNIT = f" {FIRST.unit}" if FIRST.unit else ""
 
 
@@ -34,7 +36,7 @@ def test_help_does_not_import_prefect(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom my_package.cli import main\n"
         "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'prefect', 'lume_model'}))"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'prefect', 'lume'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--scan NAME=START:STOP:NUM" in out.stdout
@@ -49,13 +51,17 @@ def test_evaluate_defaults_writes_one_result(tmp_path: Path) -> None:
     assert f"Result saved to {files[0]}" in proc.stdout
     document = json.loads(files[0].read_text())
     for var in OUTPUTS:
-        assert f"{var.name} = {document['outputs'][var.name]:.6g}" in proc.stdout
-    assert document["inputs"] == {var.name: var.default_value for var in INPUTS}
+        value = np.asarray(document["outputs"][var.name])
+        if is_nd(var):  # arrays: their shape and extremes
+            assert f"{var.name} = shape {value.shape}, {value.min():.6g} .. " in proc.stdout
+        else:
+            assert f"{var.name} = {value.item():.6g}" in proc.stdout
+    assert document["inputs"] == {var.name: var.default_value for var in ALL_INPUTS}
     assert document["result_type_string"] == "lume_services.results.generic.Result"
 
 
 def test_evaluate_scan_and_output_dir(tmp_path: Path) -> None:
-    low, high = LAST.value_range
+    low, high = LAST.value_range or (LAST.default_value - 1.0, LAST.default_value + 1.0)
     scans = ["--scan", f"{FIRST.name}={LOW}:{HIGH}:11", "--scan", f"{LAST.name}={low}:{high}:3"]
     proc = cli("evaluate", *scans, "--output-dir", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -77,22 +83,33 @@ def test_set_values_reach_the_result(tmp_path: Path) -> None:
 
 
 ABOVE, BELOW = HIGH + (HIGH - LOW), LOW - (HIGH - LOW)
-OUTSIDE = f"'{FIRST.name}' = {ABOVE:g} is outside its range [{LOW:g}, {HIGH:g}]{UNIT}"
+OUTSIDE = f"'{FIRST.name}' = {ABOVE!r} is outside its range [{LOW!r}, {HIGH!r}]{UNIT}"
+needs_range = pytest.mark.skipif(FIRST.value_range is None, reason="no value_range")
 BOTH = ["--set", f"{FIRST.name}={LOW}", "--scan", f"{FIRST.name}={LOW}:{HIGH}:3"]
+
+
+def _case(args: list[str], message: str, *marks: pytest.MarkDecorator) -> object:
+    return pytest.param(args, message, marks=marks, id=" ".join(args))
+
+
 BAD_ARGS = [
-    (["--set", f"{FIRST.name}={ABOVE}"], OUTSIDE),
-    (["--set", f"{FIRST.name}=abc"], "'abc' is not a number"),
-    (["--set", FIRST.name], "expected NAME=VALUE"),
-    (["--set", "nope=1"], f"unknown input 'nope'; valid inputs are: {FIRST.name}"),
-    (["--set", f"{FIRST.name}=nan"], f"'{FIRST.name}' is nan"),
-    (["--scan", f"{LAST.name}=1:2"], "not START:STOP:NUM"),
-    (["--scan", f"{FIRST.name}={BELOW}:{LOW}:5"], f"'{FIRST.name}' = {BELOW:g} at index 0"),
-    (BOTH, "both --set and --scan"),
+    _case(["--set", f"{FIRST.name}={ABOVE}"], OUTSIDE, needs_range),
+    _case(["--set", f"{FIRST.name}=abc"], "'abc' is not a number"),
+    _case(["--set", FIRST.name], "expected NAME=VALUE"),
+    _case(["--set", "nope=1"], f"unknown input 'nope'; valid inputs are: {ALL_INPUTS[0].name}"),
+    _case(["--set", f"{FIRST.name}=nan"], f"'{FIRST.name}' is nan"),
+    _case(["--scan", f"{LAST.name}=1:2"], "not START:STOP:NUM"),
+    _case(
+        ["--scan", f"{FIRST.name}={BELOW}:{LOW}:5"],
+        f"'{FIRST.name}' = {BELOW!r} at index 0",
+        needs_range,
+    ),
+    _case(BOTH, "both --set and --scan"),
 ]
 
 
 @pytest.mark.parametrize("command", ["evaluate", "run"])
-@pytest.mark.parametrize(("args", "message"), BAD_ARGS, ids=[" ".join(a) for a, _ in BAD_ARGS])
+@pytest.mark.parametrize(("args", "message"), BAD_ARGS)
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture, command: str, args: list[str], message: str
 ) -> None:
@@ -124,10 +141,12 @@ def test_describe_lists_every_variable(tmp_path: Path) -> None:
     proc = cli("describe", cwd=tmp_path)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["variable", "kind", "default", "range", "unit"]
-    first = [FIRST.name, "input", f"{FIRST.default_value:g}", f"[{LOW:g},", f"{HIGH:g}]"]
-    assert lines[1].split() == first + FIRST.unit.split()
-    assert [line.split()[0] for line in lines[1:]] == [var.name for var in INPUTS + OUTPUTS]
+    assert lines[0].split() == ["variable", "kind", "shape", "default", "range", "unit"]
+    first = next(line for line in lines if line.split()[0] == FIRST.name)
+    assert first.split()[:4] == [FIRST.name, "input", "scalar", repr(FIRST.default_value)]
+    if FIRST.value_range:
+        assert f"[{LOW!r}, {HIGH!r}]" in first
+    assert [line.split()[0] for line in lines[1:]] == [var.name for var in ALL_INPUTS + OUTPUTS]
 
 
 @pytest.mark.slow

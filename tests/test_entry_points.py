@@ -50,16 +50,17 @@ def _load(name: str):
 
 
 def test_model_entry_point_is_the_model_class_and_builds_without_arguments() -> None:
-    from lume_model.base import LUMEBaseModel
+    from lume.model import LUMEModel
 
     from my_package.model import MyPackageModel
 
     model_class = _load("my_package.model")
     assert model_class is MyPackageModel
-    assert issubclass(model_class, LUMEBaseModel)
     model = model_class()  # as lume-services builds it
-    outputs = model.evaluate({})
+    assert isinstance(model, LUMEModel)  # lume-base's interface (lume-pva, StagedModel)
+    outputs = model.evaluate({})  # and lume-model's, which lume-services calls
     assert set(outputs) == set(model.output_names)
+    assert model.get(model.output_names).keys() == outputs.keys()
 
 
 def test_flow_entry_point_is_the_prefect_flow() -> None:

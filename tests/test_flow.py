@@ -4,6 +4,7 @@ Variable names, defaults and ranges are read from variables.yml, so these tests 
 any model.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,24 @@ from my_package.config import Settings
 from my_package.model import MyPackageModel
 from my_package.targets import TargetError, load_result
 from my_package.validation import ModelInputs, ScanRange
-from my_package.variables import load_variables
+from my_package.variables import is_nd, load_variables
 
-INPUTS, OUTPUTS = load_variables()
+ALL_INPUTS, OUTPUTS = load_variables()
+INPUTS = [var for var in ALL_INPUTS if not var.read_only and not is_nd(var)]  # settable scalars
 FIRST, LAST = INPUTS[0], INPUTS[-1]  # the scanned inputs
+ND_OUTPUTS = [var for var in OUTPUTS if is_nd(var)]
+needs_nd = pytest.mark.skipif(not ND_OUTPUTS, reason="the model has no array output")
+needs_range = pytest.mark.skipif(FIRST.value_range is None, reason="no value_range")
+
+
+def _range(var) -> tuple[float, float]:
+    """The variable's range, or one around its default for an input without a range."""
+    return var.value_range or (var.default_value - 1.0, var.default_value + 1.0)
 
 
 def _inside(var, fraction: float) -> float:
     """A value at ``fraction`` of the way through the variable's range."""
-    low, high = var.value_range
+    low, high = _range(var)
     return low + fraction * (high - low)
 
 
@@ -77,6 +87,9 @@ def test_one_point_to_filesystem(prefect_api, filesystem: Path) -> None:
     assert result.inputs[FIRST.name] == value
     for var in INPUTS[1:]:
         assert result.inputs[var.name] == var.default_value  # defaults filled in
+    for var in ND_OUTPUTS:  # arrays come back as arrays of their declared shape and dtype
+        assert result.outputs[var.name].shape == tuple(var.shape)
+        assert result.outputs[var.name].dtype == var.dtype
     assert result.unique_hash == ref.unique_hash
     assert len(result.flow_id) == 36  # the Prefect flow run id (a UUID)
 
@@ -93,7 +106,7 @@ def test_example_physics_through_the_flow(prefect_api, filesystem: Path) -> None
 
 # example-only:end
 def test_scan_to_filesystem_is_one_result(prefect_api, filesystem: Path) -> None:
-    low, high = FIRST.value_range
+    low, high = _range(FIRST)
     ref = _flow()(scan={FIRST.name: ScanRange(start=low, stop=high, num=201)})
     result = load_result(ref)
     points = np.linspace(low, high, 201)
@@ -120,6 +133,7 @@ def test_one_point_and_scan_to_mongodb(prefect_api, mongodb: MongoClient) -> Non
     # example-only:end
 
 
+@needs_range
 def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Path) -> None:
     from prefect.exceptions import ParameterTypeError
 
@@ -131,7 +145,9 @@ def test_bad_input_fails_the_run_and_writes_nothing(prefect_api, filesystem: Pat
         _flow()(inputs={FIRST.name: high + (high - low)})
     # ...and the validate task checks what the schema cannot: a scan's values.
     beyond = high + (high - low)
-    with pytest.raises(InputValidationError, match=f"'{FIRST.name}' = {beyond:g} at index 2"):
+    with pytest.raises(
+        InputValidationError, match=re.escape(f"'{FIRST.name}' = {beyond!r} at index 2")
+    ):
         _flow()(scan={FIRST.name: ScanRange(start=low, stop=beyond, num=3)})
     assert not any(filesystem.iterdir())
 
@@ -187,7 +203,7 @@ def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    low, high = FIRST.value_range
+    low, high = _range(FIRST)
     ref = _flow()(scan={FIRST.name: ScanRange(start=low, stop=high, num=60)})
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -197,3 +213,39 @@ def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
     assert latest.type == "table"
     assert ref.unique_hash in latest.description
     assert "first 50 of 60 points" in latest.description
+
+
+@needs_nd
+def test_array_outputs_through_the_flow_and_both_targets(
+    prefect_api, filesystem: Path, mongodb: MongoClient
+) -> None:
+    # A scan of N: every array output is (N, *shape), stored as nested lists (lume-services'
+    # format) and read back as arrays of the declared dtype, from either target.
+    low, high = _range(FIRST)
+    scan = {FIRST.name: ScanRange(start=low, stop=high, num=7)}
+    expected = MyPackageModel().evaluate({FIRST.name: np.linspace(low, high, 7)})
+    for target in ("filesystem", "mongodb"):
+        ref = _flow()(scan=scan, target=target)
+        result = load_result(ref, Settings())
+        assert result.unique_hash == ref.unique_hash
+        for var in ND_OUTPUTS:
+            saved = result.outputs[var.name]
+            assert saved.shape == (7, *var.shape) and saved.dtype == var.dtype
+            assert np.array_equal(saved, expected[var.name])
+    document = mongodb["flow_tests"]["my_package"].find_one({"unique_hash": ref.unique_hash})
+    assert isinstance(document["outputs"][ND_OUTPUTS[0].name][0], list)
+
+
+def test_a_failing_table_artifact_does_not_fail_a_saved_run(
+    prefect_api, filesystem: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Anything after the save must not turn a stored result into a FAILED run.
+    import my_package.flow as flow_module
+
+    def broken_artifact(**kwargs: object) -> None:
+        raise RuntimeError("artifact storage is down")
+
+    monkeypatch.setattr(flow_module, "create_table_artifact", broken_artifact)
+    state = _flow()(return_state=True)
+    assert state.is_completed()
+    assert Path(state.result().location).exists()

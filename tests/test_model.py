@@ -64,10 +64,56 @@ def test_vector_and_scalar_evaluation_agree(model: MyPackageModel) -> None:
             assert vector[name][i] == pytest.approx(value, rel=1e-12)
 
 
-def test_model_builds_bare_and_is_a_lume_model() -> None:
-    from lume_model.base import LUMEBaseModel
+def test_profile_is_the_gaussian_of_sigma_on_the_screen(model: MyPackageModel) -> None:
+    # One point: shape (100,), a line density normalized to 1 over the 5 mm screen (the
+    # beam, sigma ~ 0.1 mm, is well inside it), peaked at the centre at 1 / (sqrt(2 pi) sigma).
+    out = model.evaluate({**POINT, "quad_k1l": 0.2})
+    profile = out["profile_x"]
+    assert profile.shape == (100,) and profile.dtype == np.float64
+    assert profile.sum() * 0.05 == pytest.approx(1.0, rel=1e-9)
+    assert profile.max() == pytest.approx(
+        math.exp(-0.5 * (0.025 / 0.1) ** 2) / (0.1 * 2.5066282746)
+    )
+    assert np.array_equal(profile, profile[::-1])  # centred on the axis
+
+
+def test_profile_of_a_scan_has_one_row_per_point(model: MyPackageModel) -> None:
+    k1l = np.linspace(-1.0, 1.0, 7)
+    out = model.evaluate({**POINT, "quad_k1l": k1l})
+    assert out["profile_x"].shape == (7, 100)
+    for i, value in enumerate(k1l):
+        row = model.evaluate({**POINT, "quad_k1l": float(value)})["profile_x"]
+        assert np.allclose(out["profile_x"][i], row, rtol=1e-12)
+
+
+def test_model_builds_bare_and_is_a_lume_base_model() -> None:
+    from lume.model import LUMEModel
 
     model = MyPackageModel()
-    assert isinstance(model, LUMEBaseModel)
+    assert isinstance(model, LUMEModel)
     assert model.input_names == ["beta_x", "alpha_x", "emit_x", "quad_k1l", "drift_length"]
-    assert model.output_names == ["sigma_x", "beta_x_screen", "alpha_x_screen"]
+    assert model.output_names == ["sigma_x", "beta_x_screen", "alpha_x_screen", "profile_x"]
+
+
+def test_lume_model_set_get_reset() -> None:
+    from lume.exceptions import ReadOnlyError
+
+    model = MyPackageModel()
+    assert model.get(["quad_k1l", "beta_x_screen"]) == {"quad_k1l": 0.1, "beta_x_screen": 3.125}
+    # set() evaluates the new point; the inputs not set keep their last values.
+    model.set({"alpha_x": 0.0})
+    model.set({"quad_k1l": 0.0})
+    got = model.get(["alpha_x", "quad_k1l", "beta_x_screen", "sigma_x", "profile_x"])
+    assert got["alpha_x"] == 0.0 and got["quad_k1l"] == 0.0
+    assert got["beta_x_screen"] == pytest.approx(12.5)  # the drift-only case above
+    assert got["sigma_x"] == pytest.approx(math.sqrt(4e-9 * 12.5) * 1e3)
+    assert got["profile_x"].shape == (100,)
+    model.reset()
+    assert model.get(["alpha_x", "beta_x_screen"]) == {"alpha_x": 0.5, "beta_x_screen": 3.125}
+    # Outputs are read-only; out-of-range inputs are refused and change nothing.
+    assert model.supported_variables["sigma_x"].read_only
+    with pytest.raises(ReadOnlyError, match="sigma_x"):
+        model.set({"sigma_x": 1.0})
+    with pytest.raises(ValueError, match="quad_k1l"):
+        model.set({"quad_k1l": 50.0})
+    assert model.get_value("quad_k1l") == 0.1

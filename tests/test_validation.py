@@ -4,7 +4,7 @@ The same cases go through the Python API (``MyPackageModel.evaluate``); test_cli
 sends them through the command line, test_flow.py through Prefect.
 
 Names, defaults, ranges and units are read from variables.yml, so these tests hold for
-any model whose inputs each have a default and a value_range.
+any model: inputs without a range, without a unit, read-only inputs and array outputs.
 """
 
 import math
@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pytest
+from lume.variables import ScalarVariable
 from pydantic import ValidationError
 
 from my_package.model import MyPackageModel
@@ -28,14 +29,22 @@ from my_package.validation import (
 )
 from my_package.variables import load_variables
 
-INPUTS, OUTPUTS = load_variables()
+ALL_INPUTS, OUTPUTS = load_variables()
+# The settable scalar inputs (read-only ones keep their defaults; arrays have their own tests).
+INPUTS = [var for var in ALL_INPUTS if not var.read_only and isinstance(var, ScalarVariable)]
 NAMES = [var.name for var in INPUTS]
-DEFAULTS = {var.name: var.default_value for var in INPUTS}
+DEFAULTS = {var.name: var.default_value for var in ALL_INPUTS}
 FIRST, LAST = INPUTS[0], INPUTS[-1]
 UNKNOWN = max(NAMES, key=len) + "_typo"  # longer than every name, so not one of them
 
 # Values outside a range exist only for inputs whose range is finite (usually all of them).
-BOUNDED = [var for var in INPUTS if np.isfinite(var.value_range).all()]
+BOUNDED = [
+    var
+    for var in INPUTS
+    if var.value_range is not None
+    and np.isfinite(var.value_range).all()
+    and var.default_validation_config == "error"
+]
 needs_bounds = pytest.mark.skipif(not BOUNDED, reason="no input has a finite value_range")
 _SOME = BOUNDED or INPUTS  # stand-ins for the skipped cases when none is bounded
 HIGH_VAR, LOW_VAR, ARRAY_VAR = _SOME[0], _SOME[-1], _SOME[len(_SOME) // 2]
@@ -57,14 +66,14 @@ def _outside(var, value: float, where: str = "") -> str:
     low, high = var.value_range
     unit = f" {var.unit}" if var.unit else ""
     return (
-        f"input '{var.name}' = {value:g}{where} is outside its range "
-        f"[{low:g}, {high:g}]{unit}; choose a value inside the range"
+        f"input '{var.name}' = {value!r}{where} is outside its range "
+        f"[{low!r}, {high!r}]{unit}; choose a value inside the range"
     )
 
 
 def _an_int_inside(var) -> int | None:
     """An integer inside the variable's range, near its default, if the range holds one."""
-    low, high = var.value_range
+    low, high = var.value_range or (-math.inf, math.inf)
     value = float(np.clip(round(var.default_value), np.ceil(low), np.floor(high)))
     return int(value) if low <= value <= high else None
 
@@ -81,7 +90,7 @@ NUMBER = "give a number (float or int) or a 1-D array of numbers"
 BAD_INPUTS = [
     pytest.param(
         {UNKNOWN: 1.0},
-        f"unknown input '{UNKNOWN}'; valid inputs are: {', '.join(NAMES)}",
+        f"unknown input '{UNKNOWN}'; valid inputs are: {', '.join(v.name for v in ALL_INPUTS)}",
         id="unknown name",
     ),
     pytest.param({NAME: "1.5"}, f"input '{NAME}' is the string '1.5'; give a number", id="str"),
@@ -144,12 +153,12 @@ BAD_INPUTS += [
     ),
     (
         {"beta_x": 100.5},
-        "input 'beta_x' = 100.5 is outside its range [0.1, 100] m; choose a value inside",
+        "input 'beta_x' = 100.5 is outside its range [0.1, 100.0] m; choose a value inside",
     ),
-    ({"quad_k1l": -5.01}, "input 'quad_k1l' = -5.01 is outside its range [-5, 5] 1/m;"),
+    ({"quad_k1l": -5.01}, "input 'quad_k1l' = -5.01 is outside its range [-5.0, 5.0] 1/m;"),
     (
         {"emit_x": np.array([1.0, 2.0, 5000.0])},
-        "'emit_x' = 5000 at index 2 (1 values outside) is outside its range [0.01, 1000] nm rad;",
+        "'emit_x' = 5000.0 at index 2 (1 values outside) is outside its range [0.01, 1000.0] nm",
     ),
     ({"alpha_x": 1 + 2j}, "input 'alpha_x' has value (1+2j) of type complex; give a number"),
 ]
@@ -191,7 +200,8 @@ def test_arrays_are_float64_and_scalars_broadcast() -> None:
         else:
             assert type(values[var.name]) is float and values[var.name] == var.default_value
     out = MyPackageModel().evaluate(values)
-    assert np.broadcast_shapes(*(np.shape(out[var.name]) for var in OUTPUTS)) == (5,)
+    for var in OUTPUTS:  # every output has the scan's points as its first axis
+        assert np.shape(out[var.name]) == (5, *getattr(var, "shape", ()))
 
 
 @needs_bounds
@@ -297,11 +307,12 @@ def test_model_inputs_refuses_what_validation_refuses(bad: object) -> None:
 
 
 def test_outputs_must_be_complete_and_finite() -> None:
+    good = MyPackageModel().evaluate({})
     names = [var.name for var in OUTPUTS]
-    message = f"the model did not return output '{names[-1]}'"
+    message = f"the model did not return output '{names[-1]}'; the model produced it"
     with pytest.raises(ModelOutputError, match=re.escape(message)):
-        check_outputs(dict.fromkeys(names[:-1], 1.0), OUTPUTS)
-    outputs = dict.fromkeys(names, 1.0) | {names[0]: np.array([1.0, np.nan])}
+        check_outputs({name: good[name] for name in names[:-1]}, OUTPUTS)
+    outputs = good | {names[0]: np.full(np.shape(good[names[0]]), np.nan)}
     message = f"output '{names[0]}' is nan; it must be a finite number"
     with pytest.raises(ModelOutputError, match=re.escape(message)):
         check_outputs(outputs, OUTPUTS)

@@ -5,8 +5,6 @@ names from ``files/variables.yml``, so they keep passing while you edit it; add
 tests of your own physics against values computed by hand.
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -28,7 +26,7 @@ def test_placeholder_physics(model: MyPackageModel) -> None:
 def test_defaults_give_finite_outputs(model: MyPackageModel) -> None:
     out = model.evaluate({})
     assert set(out) == set(model.output_names)
-    assert all(math.isfinite(float(value)) for value in out.values())
+    assert all(np.isfinite(value).all() for value in out.values())
 
 
 def test_vector_and_scalar_evaluation_agree(model: MyPackageModel) -> None:
@@ -46,6 +44,15 @@ def test_out_of_range_input_is_refused_with_its_name(model: MyPackageModel) -> N
     first = load_variables()[0][0]
     with pytest.raises(InputValidationError, match=first.name):
         model.evaluate({first.name: first.value_range[1] + 1.0})
+
+
+def test_model_is_a_lume_base_model(model: MyPackageModel) -> None:
+    from lume.model import LUMEModel
+
+    assert isinstance(model, LUMEModel)
+    first = load_variables()[0][0]
+    model.set({first.name: first.default_value})
+    assert model.get([first.name]) == {first.name: first.default_value}
 
 
 def test_unknown_input_is_refused(model: MyPackageModel) -> None:
