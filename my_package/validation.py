@@ -373,4 +373,10 @@ def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
     )
 
 
-ModelInputs = _inputs_model(load_variables()[0])
+def __getattr__(name: str) -> Any:
+    # ModelInputs is built from variables.yml on first use, not at import: importing this
+    # module never fails on a broken variables file (the CLI then says what is wrong).
+    if name == "ModelInputs":
+        globals()["ModelInputs"] = model = _inputs_model(load_variables()[0])
+        return model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

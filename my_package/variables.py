@@ -180,6 +180,8 @@ def _key_lines(filename: str, node: yaml.Node, path: tuple, lines: dict[tuple, i
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
+            if key_node.tag != "tag:yaml.org,2002:str":  # on -> True, 1 -> 1: as in the data
+                key = yaml.safe_load(key)
             if (*path, key) in lines:
                 raise VariablesFileError(
                     f"{filename}:{key_node.start_mark.line + 1}: {key!r} appears twice"
@@ -256,6 +258,12 @@ class _File:
                 f"{label}" + (f", key {key!r}" if key else "") + f": {message}",
             )
 
+        if isinstance(name, bool):  # YAML 1.1 reads on/off/yes/no/true/false as booleans
+            fail(
+                None,
+                "is not a name: YAML reads a bare yes/no/on/off/true/false as a "
+                "boolean; quote the name or choose another",
+            )
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             fail(
                 None,
