@@ -5,7 +5,7 @@ Printed, each measured in the same run (medians of --repeat, ranges in brackets)
 * in-process, per size: ``_evaluate`` on numpy arrays (the physical limit, "a"), the Python
   API ``MyPackageModel().evaluate`` with arrays, and the steps of a saved scan (validate,
   build the Result + unique_hash, save to the filesystem target);
-* a loop of ``LUMEBaseModel.evaluate`` per point ("b", what a user would write without
+* a loop of lume-base ``set``/``get`` per point ("b", what a user would write without
   this package), timed on --loop-points points and extrapolated per point;
 * cold processes: ``python -m my_package evaluate --scan`` and ``run --scan`` at each size;
 * marginal cost per point, (t(N2) - t(N1)) / (N2 - N1), and its ratio to "a" and "b";
@@ -16,7 +16,6 @@ Printed, each measured in the same run (medians of --repeat, ranges in brackets)
 """
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -134,24 +133,21 @@ def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
 
 
 def loop_per_point(points: int, repeat: int) -> float:
-    """b: one lume-model ``evaluate`` per point, what a user writes without this package."""
-    from lume_model.base import LUMEBaseModel
-
+    """b: one lume-base ``set``/``get`` per point, what a user of the LUMEModel API writes."""
     from my_package.model import MyPackageModel
 
-    class PlainModel(LUMEBaseModel):
-        """The same physics with lume-model's own (per-point) validation."""
-
-        def _evaluate(self, input_dict: dict) -> dict:
-            return MyPackageModel._evaluate(self, input_dict)
-
-    inputs, outputs = load_variables()
-    plain = PlainModel(input_variables=inputs, output_variables=outputs)
-    defaults = {var.name: float(var.default_value) for var in inputs}
+    model = MyPackageModel()
+    names = model.output_names
     values = np.linspace(LOW, HIGH, points).tolist()
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        # (lume-model prints its range warnings)
-        times = timed(lambda: [plain.evaluate({**defaults, SCANNED: x}) for x in values], repeat)
+
+    def loop() -> list:
+        results = []
+        for x in values:
+            model.set({SCANNED: x})
+            results.append(model.get(names))
+        return results
+
+    times = timed(loop, repeat)
     return statistics.median(times) / points
 
 
@@ -203,7 +199,7 @@ def main() -> None:
     for name, by_size in rows.items():
         for n in (n1, n2):
             print(f"  {name:28s} N={n:>9,}  {median_range(by_size[n])}")
-    print(f"  b: LUMEBaseModel.evaluate loop  {loop * 1e6:8.1f} us/point ", end="")
+    print(f"  b: LUMEModel set/get loop     {loop * 1e6:8.1f} us/point ", end="")
     print(f"(timed on {args.loop_points:,} points; x N={n2:,}: {loop * n2:,.0f} s)")
     print("\ncold process, wall:")
     for name, by_size in cold.items():
@@ -223,7 +219,7 @@ def main() -> None:
             f"  {name:36s} {cost * 1e9:9.1f} ns {cost / floor:6.1f}x a   "
             f"{loop / cost if cost > 0 else float('inf'):9.0f}x faster than b"
         )
-    print(f"  {'b: LUMEBaseModel.evaluate loop':36s} {loop * 1e9:9.1f} ns {loop / floor:6.0f}x a")
+    print(f"  {'b: LUMEModel set/get loop':36s} {loop * 1e9:9.1f} ns {loop / floor:6.0f}x a")
     print(f"\npeak memory (VmHWM of a child process) at N={n2:,}:")
     for name, mb in rss.items():
         spread = f"[{min(mb):.0f}-{max(mb):.0f}]"

@@ -294,8 +294,8 @@ def test_strip_examples_replaces_the_model_with_the_skeleton(
 ) -> None:
     assert rename.main([*NAMES, "--strip-examples"], root=repo) == 0
     model = (repo / "beam_size" / "model.py").read_text()
-    assert "class BeamSizeModel(LUMEBaseModel)" in model
-    assert "from beam_size.variables import load_variables" in model
+    assert "class BeamSizeModel(StatelessModel)" in model
+    assert "from beam_size.lume_adapter import StatelessModel" in model
     assert "quad_k1l" not in model
     assert "gain" in (repo / "beam_size" / "files" / "variables.yml").read_text()
     for removed in rename.load_marker(ROOT)["examples"]["remove"]:
