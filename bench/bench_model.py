@@ -10,7 +10,7 @@ Printed, each measured in the same run:
   (the example's profile: 100 values per point): time per point of the model's own
   ``_evaluate`` (the floor), of the Python API ``evaluate`` (validation of every output's
   shape, dtype, finiteness and range) and of lume-base's ``set``/``get`` per point (timed on
-  --loop-points points); peak RSS (VmHWM) of a child process for each, and for the scan
+  --loop-points points); peak RSS (ru_maxrss) of a child process for each, and for the scan
   built into a lume-services Result and saved to the filesystem target.
 
     python bench/bench_model.py [--repeat 7] [--points 100000] [--loop-points 2000]
@@ -72,20 +72,23 @@ def wall(args: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def child(step: str, points: int, work: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds for the step, peak RSS in MB) of one child process."""
+    """(seconds for the step, peak RSS in MB) of one child process.
+
+    ru_maxrss would also count pages of a forking parent, but this script imports nothing
+    heavy (about 10 MB), so the child's peak is its own.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, step, str(points), str(work / "results")],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )
-    # VmHWM is read from /proc while the child is a zombie: after exit, before reaping.
-    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-    status = Path(f"/proc/{proc.pid}/status").read_text()
-    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-    seconds = float(proc.communicate()[0])
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # ru_maxrss: this child's peak RSS, in kB
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"the {step} child failed")
+    seconds, peak_kb = float(output), usage.ru_maxrss
     return seconds, peak_kb / 1024
 
 

