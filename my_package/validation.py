@@ -184,7 +184,12 @@ def validate_inputs(
         raise InputValidationError(
             f"unknown input {', '.join(map(repr, unknown))}; valid inputs are: {', '.join(by_name)}"
         )
-    fixed = [name for name in values if by_name[name].read_only]
+    # A read-only input may be given only as its own default (validated inputs round-trip).
+    fixed = [
+        name
+        for name in values
+        if by_name[name].read_only and not _is_default(values[name], by_name[name])
+    ]
     if fixed:
         var = by_name[fixed[0]]
         raise InputValidationError(
@@ -210,6 +215,14 @@ def validate_inputs(
             f"array inputs have different lengths ({sizes}); give arrays of one length"
         )
     return validated
+
+
+def _is_default(value: Any, var: Variable) -> bool:
+    try:
+        given, default = np.asarray(value), np.asarray(var.default_value)
+    except ValueError:  # ragged lists
+        return False
+    return given.shape == default.shape and bool((given == default).all())
 
 
 def _default_text(var: Variable) -> str:

@@ -52,12 +52,12 @@ needs_two = pytest.mark.skipif(len(INPUTS) < 2, reason="the model has one input"
 
 
 def _above(var) -> float:
-    low, high = var.value_range
+    low, high = var.value_range or (0.0, 1.0)  # (only the skipped cases see no range)
     return high + ((high - low) / 2 or 1.0)
 
 
 def _below(var) -> float:
-    low, high = var.value_range
+    low, high = var.value_range or (0.0, 1.0)  # (only the skipped cases see no range)
     return low - ((high - low) / 2 or 1.0)
 
 
@@ -176,8 +176,8 @@ def test_bad_input_is_refused_by_validation_and_model(inputs: dict, message: str
 def test_missing_inputs_take_defaults_as_floats() -> None:
     values = validate_inputs({})
     assert values == DEFAULTS
-    assert list(values) == NAMES
-    assert all(type(v) is float for v in values.values())
+    assert list(values) == [var.name for var in ALL_INPUTS]
+    assert all(type(values[name]) is float for name in NAMES)
 
 
 @needs_int
@@ -276,16 +276,20 @@ def test_scan_too_large_is_refused_before_allocating() -> None:
 
 def test_model_inputs_schema_carries_defaults_bounds_and_units() -> None:
     schema = ModelInputs.model_json_schema()
-    assert list(schema["properties"]) == NAMES
+    settable = [var for var in ALL_INPUTS if not var.read_only]  # constants are no parameter
+    assert list(schema["properties"]) == [var.name for var in settable]
     for var in INPUTS:
         field = schema["properties"][var.name]
         assert field["default"] == var.default_value
-        # pydantic leaves an infinite bound out of the schema
+        # Bounds where out-of-range values are refused; pydantic leaves out infinite ones.
+        refused = var.value_range is not None and var.default_validation_config == "error"
         bounds = (field.get("minimum", -math.inf), field.get("maximum", math.inf))
-        assert bounds == tuple(var.value_range)
+        assert bounds == (tuple(var.value_range) if refused else (-math.inf, math.inf))
         assert field["description"] == (f"unit: {var.unit}" if var.unit else "dimensionless")
     assert schema["additionalProperties"] is False
-    assert ModelInputs().model_dump() == DEFAULTS
+    dumped = ModelInputs().model_dump()
+    assert list(dumped) == [var.name for var in settable]
+    assert all(dumped[var.name] == DEFAULTS[var.name] for var in INPUTS)
     with pytest.raises(ValidationError, match=re.escape(UNKNOWN)):
         ModelInputs(**{UNKNOWN: 1.0})
 

@@ -255,12 +255,14 @@ def test_older_lume_model_spelling_is_converted_with_one_message(
     assert outputs[0].unit == "mm"
 
 
-def test_current_format_is_read_without_a_message(caplog: pytest.LogCaptureFixture) -> None:
+def test_current_format_is_read_without_a_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path, _inputs("variable_class: ScalarVariable\ndefault_value: 1.0\n"))
     with caplog.at_level(logging.WARNING, logger="my_package.variables"):
-        variables_module._parse.cache_clear()
-        inputs, outputs = load_variables()
+        inputs, outputs = load_variables(path)
     assert caplog.records == []
-    assert inputs and outputs
+    assert [var.name for var in inputs + outputs] == ["x", "y"]
 
 
 def test_every_lume_base_class_is_built(tmp_path: Path) -> None:
