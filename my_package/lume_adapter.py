@@ -14,6 +14,7 @@ You do not need to edit this file: write ``_evaluate`` in model.py.
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from copy import copy
 from typing import Any
 
 from lume.model import LUMEModel
@@ -45,6 +46,10 @@ class StatelessModel(LUMEModel):
             output_variables = outputs if output_variables is None else output_variables
         self.input_variables = list(input_variables)
         self.output_variables = list(output_variables)
+        # Inputs as declared; outputs as read-only copies (they can be read, never set).
+        self._supported = {var.name: var for var in self.input_variables} | {
+            var.name: var.model_copy(update={"read_only": True}) for var in self.output_variables
+        }
         self._state: dict[str, Any] = {}
 
     @property
@@ -82,10 +87,7 @@ class StatelessModel(LUMEModel):
 
     @property
     def supported_variables(self) -> dict[str, Variable]:
-        outputs = {
-            var.name: var.model_copy(update={"read_only": True}) for var in self.output_variables
-        }
-        return {var.name: var for var in self.input_variables} | outputs
+        return self._supported
 
     def _set(self, values: dict[str, Any]) -> None:
         inputs, outputs, _ = self._run({**self._settable_state(), **values})
@@ -94,7 +96,8 @@ class StatelessModel(LUMEModel):
     def _get(self, names: list[str]) -> dict[str, Any]:
         if not self._state:
             self.reset()
-        return {name: self._state[name] for name in names}
+        # Copies of arrays: a caller changing what it got must not change the cache.
+        return {name: copy(self._state[name]) for name in names}
 
     def reset(self) -> None:
         """Back to the defaults of variables.yml, evaluated."""
