@@ -280,26 +280,7 @@ class _File:
             )
         spec = dict(spec)
 
-        # lume-model's older spellings -> lume-base's.
-        if "lower" in spec or "upper" in spec:
-            if "value_range" in spec or "range" in spec:
-                fail("lower", "give either lower/upper or value_range, not both")
-            if "lower" not in spec or "upper" not in spec:
-                fail(
-                    "lower" if "lower" in spec else "upper",
-                    "lower and upper go together; write value_range: [LOW, HIGH]",
-                )
-            spec["value_range"] = [spec.pop("lower"), spec.pop("upper")]
-            notes.add("lower/upper -> value_range")
-        for old, new in RENAMED.items():
-            if old in spec:
-                if new in spec:
-                    fail(old, f"{old!r} and {new!r} are the same key; keep {new!r}")
-                spec[new] = spec.pop(old)
-                notes.add(f"{old} -> {new}")
-        for key in DROPPED & set(spec):
-            spec.pop(key)
-            notes.add(f"{key} (dropped: lume-base has no such field)")
+        self._convert(where, spec, fail, notes)
 
         class_name = spec.pop("variable_class", None)
         if class_name is None:
@@ -361,6 +342,30 @@ class _File:
         except (TypeError, ValueError) as exc:
             fail(None, f"{exc}; fix the value")
         raise AssertionError("unreachable")
+
+    def _convert(self, where: tuple, spec: dict, fail: Any, notes: set[str]) -> None:
+        """lume-model's older spellings -> lume-base's, in place; each noted once."""
+        if "lower" in spec or "upper" in spec:
+            if "value_range" in spec or "range" in spec:
+                fail("lower", "give either lower/upper or value_range, not both")
+            if "lower" not in spec or "upper" not in spec:
+                fail(
+                    "lower" if "lower" in spec else "upper",
+                    "lower and upper go together; write value_range: [LOW, HIGH]",
+                )
+            self.alias((*where, "lower"), (*where, "value_range"))
+            spec["value_range"] = [spec.pop("lower"), spec.pop("upper")]
+            notes.add("lower/upper -> value_range")
+        for old, new in RENAMED.items():
+            if old in spec:
+                if new in spec:
+                    fail(old, f"{old!r} and {new!r} are the same key; keep {new!r}")
+                self.alias((*where, old), (*where, new))  # errors name the line written
+                spec[new] = spec.pop(old)
+                notes.add(f"{old} -> {new}")
+        for key in DROPPED & set(spec):
+            spec.pop(key)
+            notes.add(f"{key} (dropped: lume-base has no such field)")
 
     @staticmethod
     def _range(value: Any, fail: Any) -> tuple[float, float]:
