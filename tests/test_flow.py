@@ -4,6 +4,7 @@ Variable names, defaults and ranges are read from variables.yml, so these tests 
 any model.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -213,6 +214,14 @@ def test_flow_publishes_a_table_artifact(prefect_api, filesystem: Path) -> None:
     assert latest.type == "table"
     assert ref.unique_hash in latest.description
     assert "first 50 of 60 points" in latest.description
+    rows = json.loads(latest.data) if isinstance(latest.data, str) else latest.data
+    assert len(rows) == 50
+    for var in OUTPUTS:  # numbers as they are, arrays summarized as shape and min .. max
+        cell = rows[0][var.name]
+        if is_nd(var):
+            assert cell.startswith(f"{'x'.join(map(str, var.shape))} array, ") and " .. " in cell
+        else:
+            assert isinstance(cell, float)
 
 
 @needs_nd
