@@ -1,4 +1,4 @@
-"""Command line: ``python -m my_package run | evaluate | describe``.
+"""Command line: ``python -m my_package run | evaluate | describe | serve``.
 
 ``run`` goes through Prefect (the flow in flow.py); ``evaluate`` does the same
 steps in plain Python, for fast iteration; both validate inputs the same way and
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="filesystem target's directory (default: MY_PACKAGE_OUTPUT_DIR, else ./results)",
         )
+    serve = commands.add_parser(
+        "serve", help="serve the model online as EPICS PVs (needs the 'online' extra)"
+    )
+    serve.add_argument(
+        "--prefix", help="PV name prefix (default: MY_PACKAGE_PV_PREFIX, else MY_PACKAGE:)"
+    )
+    serve.add_argument(
+        "--protocol",
+        choices=("pva", "ca", "both"),
+        default="both",
+        help="PVAccess, Channel Access or both (default)",
+    )
     describe = commands.add_parser("describe", help="list the model's variables")
     describe.add_argument("--markdown", action="store_true", help="print README.md's table")
     return parser
@@ -172,6 +184,10 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m my_package``; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from my_package.online import command_serve
+
+        return command_serve(args.prefix, args.protocol)
     from my_package.errors import VariablesFileError
 
     if args.command == "describe":

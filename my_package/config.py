@@ -58,3 +58,7 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
         validation_alias=AliasChoices("MY_PACKAGE_PROJECT_NAME", "project_name"),
     )
+    # PV names of `serve` (the online model) are this prefix + the variable name.
+    pv_prefix: str = Field(
+        "MY_PACKAGE:", validation_alias=AliasChoices("MY_PACKAGE_PV_PREFIX", "pv_prefix")
+    )

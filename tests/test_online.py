@@ -1,0 +1,399 @@
+"""The online model: ``serve`` on a real PVAccess / Channel Access server, read and written by
+real clients (p4p for PVAccess, pyepics for Channel Access), on 127.0.0.1 only.
+
+Every server runs in its own process, bound to loopback with free ports, and is stopped by pid.
+Variable names, ranges and units come from the served model, so the tests hold for any model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lume.model import LUMEModel
+from lume.variables import NDVariable, ScalarVariable
+from p4p.client.thread import Context, RemoteError
+
+from my_package.model import MyPackageModel
+from my_package.online import TRANSPORTS
+from my_package.validation import validate_inputs
+from my_package.variables import load_variables
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "TEST:"
+STARTUP_TIMEOUT = 60
+
+
+class ServedModel(LUMEModel):
+    """Test-only LUMEModel around the package's model (lume-torch's LUMETorchModel pattern).
+
+    It adds one read-only 2x3 NDVariable, ``profile``, so the array path is exercised.
+    """
+
+    def __init__(self) -> None:
+        self.model = MyPackageModel()
+        inputs, outputs = load_variables()
+        variables: dict = {
+            var.name: ScalarVariable(
+                name=var.name,
+                default_value=var.default_value,
+                value_range=var.value_range,
+                unit=var.unit,
+            )
+            for var in inputs
+        }
+        for var in outputs:
+            variables[var.name] = ScalarVariable(name=var.name, unit=var.unit, read_only=True)
+        variables["profile"] = NDVariable(name="profile", shape=(2, 3), read_only=True, unit="mm")
+        self._variables = variables
+        self.reset()
+
+    @property
+    def supported_variables(self) -> dict:
+        return self._variables
+
+    def reset(self) -> None:
+        self._set({})
+
+    def _set(self, values: dict) -> None:
+        current = getattr(self, "inputs", {})
+        inputs = validate_inputs({**current, **values})
+        outputs = self.model.evaluate(inputs)
+        first = next(iter(outputs.values()))
+        outputs["profile"] = np.arange(6.0).reshape(2, 3) * first
+        self.inputs, self.outputs = inputs, outputs
+
+    def _get(self, names: list[str]) -> dict:
+        return {name: {**self.inputs, **self.outputs}[name] for name in names}
+
+
+def free_port(kind: int) -> int:
+    """A port nothing listens on now (TCP or UDP), from the kernel."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_tcp_udp_port() -> int:
+    """A port free for both TCP and UDP (a CA server uses the same number for both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free for both TCP and UDP")
+
+
+@dataclass(frozen=True)
+class Epics:
+    """EPICS network settings that keep servers and clients on 127.0.0.1."""
+
+    env: dict[str, str]
+
+    def pva_client_conf(self) -> dict[str, str]:
+        return {k: v for k, v in self.env.items() if k.startswith("EPICS_PVA_")}
+
+
+@pytest.fixture(scope="session")
+def epics() -> Epics:
+    # Names from the pvxs and EPICS base (CA) libraries these packages ship.
+    env = {
+        # PVAccess: no broadcast discovery, search and serve on loopback only, free ports.
+        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
+        "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+        # Channel Access likewise.
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_ADDR_LIST": "127.0.0.1",
+        "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
+        "EPICS_CA_REPEATER_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+    }
+    return Epics(env)
+
+
+@dataclass
+class Server:
+    """A running ``serve`` process, what it printed when it came up, and its stderr file."""
+
+    process: subprocess.Popen
+    banner: list[str]
+    stderr: Path
+
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Stop by pid; return (exit code, rest of stdout, stderr)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signum)
+        try:
+            out, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            out, _ = self.process.communicate()
+        return self.process.returncode, out, self.stderr.read_text()
+
+
+def server_command(protocol: str) -> list[str]:
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from test_online import ServedModel\n"
+        "from my_package.online import serve\n"
+        f"serve(ServedModel(), {PREFIX!r}, {protocol!r})\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def start_server(epics: Epics, protocol: str, tmp_path: Path) -> Server:
+    # stderr to a file: a pipe nobody reads while the server runs could fill up and block it.
+    stderr = tmp_path / "serve.stderr"
+    with stderr.open("w") as err_file:
+        process = subprocess.Popen(
+            server_command(protocol),
+            cwd=tmp_path,
+            env={**os.environ, **epics.env},
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+        )
+    banner: list[str] = []
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        banner.append(line.rstrip("\n"))
+        if line.startswith("serving over"):
+            return Server(process, banner, stderr)
+    process.kill()
+    process.communicate()
+    pytest.fail(f"serve did not start: {banner}\n{stderr.read_text()[-3000:]}")
+
+
+MODEL = ServedModel()
+INPUTS = {n: v for n, v in MODEL.supported_variables.items() if not v.read_only}
+OUTPUTS = {n: v for n, v in MODEL.supported_variables.items() if v.read_only}
+SCALAR_OUTPUTS = [n for n, v in OUTPUTS.items() if isinstance(v, ScalarVariable)]
+ARRAY_OUTPUTS = [n for n, v in OUTPUTS.items() if isinstance(v, NDVariable)]
+FIRST = next(iter(INPUTS.values()))
+
+
+def expected_outputs(**inputs: float) -> dict:
+    """What a fresh model gives for these inputs (the others at their defaults)."""
+    model = ServedModel()
+    model.set(inputs)
+    return model.get(list(OUTPUTS))
+
+
+def inside(var: ScalarVariable, fraction: float) -> float:
+    low, high = var.value_range
+    return low + fraction * (high - low)
+
+
+@pytest.fixture(scope="module")
+def server(epics: Epics, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server, over both protocols, for the read and write tests."""
+    server = start_server(epics, "both", tmp_path_factory.mktemp("serve"))
+    yield server
+    code, _, err = server.stop()
+    assert code == 0, err
+
+
+@pytest.fixture(scope="module")
+def pva(epics: Epics, server: Server) -> Iterator[Context]:
+    ctx = Context("pva", conf=epics.pva_client_conf(), useenv=False)
+    yield ctx
+    ctx.close()
+
+
+def get_outputs(ctx: Context) -> dict:
+    values = ctx.get([PREFIX + name for name in OUTPUTS], timeout=10)
+    return dict(zip(OUTPUTS, values, strict=True))
+
+
+def test_banner_lists_every_pv_with_its_access(server: Server) -> None:
+    assert server.banner[-1] == "serving over PVAccess and Channel Access; Ctrl-C stops"
+    listed = dict(line.split() for line in server.banner[:-1])
+    assert listed == {
+        PREFIX + name: "read-only" if var.read_only else "read-write"
+        for name, var in MODEL.supported_variables.items()
+    }
+
+
+def test_pva_reads_every_variable_with_units_and_limits(pva: Context) -> None:
+    pva.put(PREFIX + FIRST.name, FIRST.default_value, wait=True, timeout=10)
+    expected = expected_outputs()
+    for name in SCALAR_OUTPUTS:
+        value = pva.get(PREFIX + name, timeout=10)
+        assert float(value) == float(expected[name]), name
+        assert value.raw.display.units == (OUTPUTS[name].unit or "")
+        assert value.severity == 0
+    for name, var in INPUTS.items():
+        value = pva.get(PREFIX + name, timeout=10)
+        assert float(value) == var.default_value
+        assert value.raw.display.units == (var.unit or "")
+        low, high = var.value_range
+        assert (value.raw.control.limitLow, value.raw.control.limitHigh) == (low, high)
+        assert (value.raw.display.limitLow, value.raw.display.limitHigh) == (low, high)
+
+
+def test_pva_put_updates_every_output_to_the_model_values(pva: Context) -> None:
+    before = get_outputs(pva)
+    value = inside(FIRST, 0.37)
+    pva.put(PREFIX + FIRST.name, value, wait=True, timeout=10)
+    after = get_outputs(pva)
+    expected = expected_outputs(**{FIRST.name: value})
+    for name in SCALAR_OUTPUTS:
+        assert float(after[name]) == float(expected[name]), name
+    for name in ARRAY_OUTPUTS:
+        np.testing.assert_array_equal(np.asarray(after[name]), expected[name])
+    assert any(float(after[n]) != float(before[n]) for n in SCALAR_OUTPUTS), "nothing changed"
+    assert float(pva.get(PREFIX + FIRST.name, timeout=10)) == value
+
+
+def test_pva_out_of_range_put_is_refused_and_changes_nothing(pva: Context) -> None:
+    pva.put(PREFIX + FIRST.name, inside(FIRST, 0.25), wait=True, timeout=10)
+    before = get_outputs(pva)
+    low, high = FIRST.value_range
+    bad = high + (high - low)
+    with pytest.raises(RemoteError) as refused:
+        pva.put(PREFIX + FIRST.name, bad, wait=True, timeout=10)
+    message = str(refused.value)
+    assert FIRST.name in message and f"{bad:g}" in message and "outside its range" in message
+    assert float(pva.get(PREFIX + FIRST.name, timeout=10)) == inside(FIRST, 0.25)
+    after = get_outputs(pva)
+    for name in SCALAR_OUTPUTS:
+        assert float(after[name]) == float(before[name]), name
+        assert after[name].timestamp == before[name].timestamp, f"{name} was republished"
+    for name in ARRAY_OUTPUTS:
+        np.testing.assert_array_equal(np.asarray(after[name]), np.asarray(before[name]))
+
+
+def test_pva_output_put_is_refused(pva: Context) -> None:
+    name = SCALAR_OUTPUTS[0]
+    before = float(pva.get(PREFIX + name, timeout=10))
+    with pytest.raises(RemoteError, match="Read only"):
+        pva.put(PREFIX + name, before + 1.0, wait=True, timeout=10)
+    assert float(pva.get(PREFIX + name, timeout=10)) == before
+
+
+def test_pva_array_output_arrives_with_its_shape(pva: Context) -> None:
+    assert ARRAY_OUTPUTS, "the served model has no array output"
+    value = inside(FIRST, 0.6)
+    pva.put(PREFIX + FIRST.name, value, wait=True, timeout=10)
+    expected = expected_outputs(**{FIRST.name: value})
+    for name in ARRAY_OUTPUTS:
+        array = pva.get(PREFIX + name, timeout=10)
+        assert array.shape == tuple(OUTPUTS[name].shape)
+        np.testing.assert_array_equal(np.asarray(array), expected[name])
+
+
+@pytest.fixture(scope="module")
+def ca(epics: Epics, server: Server) -> Iterator[object]:
+    # pyepics' libca reads its configuration from the environment once, when first used.
+    saved = {k: os.environ.get(k) for k in epics.env}
+    os.environ.update({k: v for k, v in epics.env.items() if k.startswith("EPICS_CA_")})
+    import epics as pyepics
+
+    yield pyepics
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def ca_get(ca: object, name: str) -> object:
+    pv = ca.get_pv(PREFIX + name, connect=True, timeout=10)
+    assert pv.wait_for_connection(timeout=10), f"{PREFIX + name} did not connect"
+    return pv
+
+
+def test_ca_put_updates_outputs_and_refuses_out_of_range(ca: object) -> None:
+    first = ca_get(ca, FIRST.name)
+    value = inside(FIRST, 0.37)
+    assert first.put(value, wait=True, timeout=10) == 1
+    expected = expected_outputs(**{FIRST.name: value})
+    for name in SCALAR_OUTPUTS:
+        pv = ca_get(ca, name)
+        assert pv.get(use_monitor=False, timeout=10) == float(expected[name]), name
+        assert pv.get_ctrlvars(timeout=10)["units"] == (OUTPUTS[name].unit or "")
+    for name in ARRAY_OUTPUTS:  # a waveform: the flattened array
+        got = ca_get(ca, name).get(use_monitor=False, timeout=10)
+        np.testing.assert_array_equal(got, np.ravel(expected[name]))
+    ctrl = first.get_ctrlvars(timeout=10)
+    assert (ctrl["lower_ctrl_limit"], ctrl["upper_ctrl_limit"]) == tuple(FIRST.value_range)
+
+    low, high = FIRST.value_range
+    # Channel Access cannot fail a put: the put "succeeds", the model refuses the value, and
+    # the input keeps its value with a WRITE/INVALID alarm; no output changes.
+    assert first.put(high + (high - low), wait=True, timeout=10) == 1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and first.get_ctrlvars(timeout=10)["severity"] == 0:
+        time.sleep(0.05)
+    ctrl = first.get_ctrlvars(timeout=10)
+    assert (ctrl["severity"], ctrl["status"]) == (3, 2)  # INVALID, WRITE
+    assert first.get(use_monitor=False, timeout=10) == value
+    for name in SCALAR_OUTPUTS:
+        got = ca_get(ca, name).get(use_monitor=False, timeout=10)
+        assert got == float(expected[name]), name
+
+
+def test_ca_output_put_is_refused(ca: object) -> None:
+    pv = ca_get(ca, SCALAR_OUTPUTS[0])
+    before = pv.get(use_monitor=False, timeout=10)
+    pv.put(before + 1.0, wait=True, timeout=10)
+    assert pv.get(use_monitor=False, timeout=10) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("protocol", "signum"), [("pva", signal.SIGINT), ("ca", signal.SIGTERM)], ids=["pva", "ca"]
+)
+def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
+    epics: Epics, tmp_path: Path, protocol: str, signum: int
+) -> None:
+    """Ctrl-C (SIGINT) and `docker stop` (SIGTERM) both end the server with exit code 0."""
+    # Ports of its own: the module's server may still hold the shared ones.
+    env = Epics(
+        {
+            **epics.env,
+            "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
+            "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
+            "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
+        }
+    )
+    server = start_server(env, protocol, tmp_path)
+    assert server.banner[-1] == f"serving over {TRANSPORTS[protocol]}; Ctrl-C stops"
+    ctx = Context("pva", conf=env.pva_client_conf(), useenv=False)
+    try:
+        name = PREFIX + SCALAR_OUTPUTS[0]
+        if protocol == "pva":
+            assert math.isfinite(float(ctx.get(name, timeout=10)))
+        else:  # no PVAccess PV: a PVA get finds nothing
+            with pytest.raises(TimeoutError):
+                ctx.get(name, timeout=1)
+    finally:
+        ctx.close()
+    code, out, err = server.stop(signum)
+    assert code == 0, err
+    assert out.strip().endswith("stopped")
+    assert "Traceback" not in err
