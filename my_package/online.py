@@ -119,6 +119,13 @@ def serve(
     print("stopped", file=out, flush=True)
 
 
+def package_model() -> LUMEModel:
+    """The package's model: a lume-base LUMEModel, which lume-pva serves."""
+    from my_package.model import MyPackageModel
+
+    return MyPackageModel()
+
+
 def command_serve(prefix: str | None, protocol: str) -> int:
     """``python -m my_package serve``: the package's model online; returns the exit code."""
     from pydantic import ValidationError
@@ -127,9 +134,7 @@ def command_serve(prefix: str | None, protocol: str) -> int:
 
     try:
         prefix = Settings().pv_prefix if prefix is None else prefix
-        from my_package.model import MyPackageModel
-
-        serve(MyPackageModel(), prefix, protocol)
+        serve(package_model(), prefix, protocol)
     except ValidationError as exc:
         print(f"error: invalid setting:\n{exc}", file=sys.stderr)
         return 2
