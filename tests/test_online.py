@@ -1,8 +1,9 @@
-"""The online model: ``serve`` on a real PVAccess / Channel Access server, read and written by
-real clients (p4p for PVAccess, pyepics for Channel Access), on 127.0.0.1 only.
+"""The online model: ``python -m my_package serve`` on a real PVAccess / Channel Access server,
+read and written by real clients (p4p for PVAccess, pyepics for Channel Access), 127.0.0.1 only.
 
 Every server runs in its own process, bound to loopback with free ports, and is stopped by pid.
-Variable names, ranges and units come from the served model, so the tests hold for any model.
+Variable names, ranges and units come from the package's model (variables.yml), so the tests
+hold for any model; expected outputs are what ``evaluate`` gives, compared exactly.
 """
 
 from __future__ import annotations
@@ -26,36 +27,20 @@ from p4p.client.thread import Context, RemoteError
 
 from my_package.model import MyPackageModel
 from my_package.online import TRANSPORTS
-from my_package.validation import validate_inputs
-from my_package.variables import load_variables
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "TEST:"
 STARTUP_TIMEOUT = 60
 
 
-class ServedModel(LUMEModel):
-    """Test-only LUMEModel around the package's model (lume-torch's LUMETorchModel pattern).
-
-    It adds one read-only 2x3 NDVariable, ``profile``, so the array path is exercised.
-    """
+class GridModel(LUMEModel):
+    """Test-only LUMEModel with a 2x3 array output: a non-square shape shows the axis order."""
 
     def __init__(self) -> None:
-        self.model = MyPackageModel()
-        inputs, outputs = load_variables()
-        variables: dict = {
-            var.name: ScalarVariable(
-                name=var.name,
-                default_value=var.default_value,
-                value_range=var.value_range,
-                unit=var.unit,
-            )
-            for var in inputs
+        self._variables = {
+            "x": ScalarVariable(name="x", default_value=1.0, value_range=(0.0, 10.0)),
+            "grid": NDVariable(name="grid", shape=(2, 3), read_only=True),
         }
-        for var in outputs:
-            variables[var.name] = ScalarVariable(name=var.name, unit=var.unit, read_only=True)
-        variables["profile"] = NDVariable(name="profile", shape=(2, 3), read_only=True, unit="mm")
-        self._variables = variables
         self.reset()
 
     @property
@@ -63,18 +48,14 @@ class ServedModel(LUMEModel):
         return self._variables
 
     def reset(self) -> None:
-        self._set({})
+        self._set({"x": 1.0})
 
     def _set(self, values: dict) -> None:
-        current = getattr(self, "inputs", {})
-        inputs = validate_inputs({**current, **values})
-        outputs = self.model.evaluate(inputs)
-        first = next(iter(outputs.values()))
-        outputs["profile"] = np.arange(6.0).reshape(2, 3) * first
-        self.inputs, self.outputs = inputs, outputs
+        self.x = values.get("x", getattr(self, "x", 1.0))
+        self.grid = np.arange(6.0).reshape(2, 3) * self.x
 
     def _get(self, names: list[str]) -> dict:
-        return {name: {**self.inputs, **self.outputs}[name] for name in names}
+        return {name: getattr(self, name) for name in names}
 
 
 def free_port(kind: int) -> int:
@@ -151,23 +132,28 @@ class Server:
         return self.process.returncode, out, self.stderr.read_text()
 
 
-def server_command(protocol: str) -> list[str]:
+def serve_command(protocol: str) -> list[str]:
+    return [sys.executable, "-m", "my_package", "serve", "--protocol", protocol, "--prefix", PREFIX]
+
+
+def grid_command() -> list[str]:
+    """A server of GridModel through online.serve (the package's model has no 2-D output)."""
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-        "from test_online import ServedModel\n"
+        "from test_online import GridModel\n"
         "from my_package.online import serve\n"
-        f"serve(ServedModel(), {PREFIX!r}, {protocol!r})\n"
+        f"serve(GridModel(), {PREFIX!r}, 'pva')\n"
     )
     return [sys.executable, "-c", code]
 
 
-def start_server(epics: Epics, protocol: str, tmp_path: Path) -> Server:
+def start_server(epics: Epics, command: list[str], tmp_path: Path) -> Server:
     # stderr to a file: a pipe nobody reads while the server runs could fill up and block it.
     stderr = tmp_path / "serve.stderr"
     with stderr.open("w") as err_file:
         process = subprocess.Popen(
-            server_command(protocol),
+            command,
             cwd=tmp_path,
             env={**os.environ, **epics.env},
             stdout=subprocess.PIPE,
@@ -188,7 +174,7 @@ def start_server(epics: Epics, protocol: str, tmp_path: Path) -> Server:
     pytest.fail(f"serve did not start: {banner}\n{stderr.read_text()[-3000:]}")
 
 
-MODEL = ServedModel()
+MODEL = MyPackageModel()
 INPUTS = {n: v for n, v in MODEL.supported_variables.items() if not v.read_only}
 OUTPUTS = {n: v for n, v in MODEL.supported_variables.items() if v.read_only}
 SCALAR_OUTPUTS = [n for n, v in OUTPUTS.items() if isinstance(v, ScalarVariable)]
@@ -197,10 +183,8 @@ FIRST = next(iter(INPUTS.values()))
 
 
 def expected_outputs(**inputs: float) -> dict:
-    """What a fresh model gives for these inputs (the others at their defaults)."""
-    model = ServedModel()
-    model.set(inputs)
-    return model.get(list(OUTPUTS))
+    """What ``evaluate`` gives for these inputs (the others at their defaults)."""
+    return MyPackageModel().evaluate(inputs)
 
 
 def inside(var: ScalarVariable, fraction: float) -> float:
@@ -211,7 +195,7 @@ def inside(var: ScalarVariable, fraction: float) -> float:
 @pytest.fixture(scope="module")
 def server(epics: Epics, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server, over both protocols, for the read and write tests."""
-    server = start_server(epics, "both", tmp_path_factory.mktemp("serve"))
+    server = start_server(epics, serve_command("both"), tmp_path_factory.mktemp("serve"))
     yield server
     code, _, err = server.stop()
     assert code == 0, err
@@ -276,8 +260,11 @@ def test_pva_out_of_range_put_is_refused_and_changes_nothing(pva: Context) -> No
     bad = high + (high - low)
     with pytest.raises(RemoteError) as refused:
         pva.put(PREFIX + FIRST.name, bad, wait=True, timeout=10)
-    message = str(refused.value)
-    assert FIRST.name in message and f"{bad:g}" in message and "outside its range" in message
+    # The message of the refusal the Python API gives for the same value (one validation path).
+    with pytest.raises(ValueError) as direct:
+        MyPackageModel().set({FIRST.name: bad})
+    assert str(refused.value) == str(direct.value)
+    assert FIRST.name in str(refused.value) and f"{bad:g}" in str(refused.value)
     assert float(pva.get(PREFIX + FIRST.name, timeout=10)) == inside(FIRST, 0.25)
     after = get_outputs(pva)
     for name in SCALAR_OUTPUTS:
@@ -381,7 +368,7 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
             "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
         }
     )
-    server = start_server(env, protocol, tmp_path)
+    server = start_server(env, serve_command(protocol), tmp_path)
     assert server.banner[-1] == f"serving over {TRANSPORTS[protocol]}; Ctrl-C stops"
     ctx = Context("pva", conf=env.pva_client_conf(), useenv=False)
     try:
@@ -397,3 +384,25 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
     assert code == 0, err
     assert out.strip().endswith("stopped")
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_pva_2d_array_arrives_with_its_shape_and_axis_order(epics: Epics, tmp_path: Path) -> None:
+    env = Epics(
+        {
+            **epics.env,
+            "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
+            "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
+        }
+    )
+    server = start_server(env, grid_command(), tmp_path)
+    ctx = Context("pva", conf=env.pva_client_conf(), useenv=False)
+    try:
+        ctx.put(PREFIX + "x", 2.5, wait=True, timeout=10)
+        grid = ctx.get(PREFIX + "grid", timeout=10)
+        assert grid.shape == (2, 3)
+        np.testing.assert_array_equal(np.asarray(grid), np.arange(6.0).reshape(2, 3) * 2.5)
+    finally:
+        ctx.close()
+        code, _, err = server.stop()
+    assert code == 0, err
