@@ -10,7 +10,8 @@ What is replaced, and only that: conda-forge is unreachable here, so the body of
 create`` solves and ``micromamba clean``) is replaced by
 two ``python3 -m venv`` + ``pip install --no-index --find-links /wheels`` commands that create
 the same two prefixes, /opt/env (setup.cfg's install_requires, which test_environment_files.py
-proves equal to environment.yml) and /opt/build (pyproject.toml's build requirements), from
+proves equal to environment.yml, plus the ``online`` extra, which environment.yml also holds)
+and /opt/build (pyproject.toml's build requirements), from
 wheels downloaded on the host with ``pip wheel``. The ``conda`` stage's base is the base image
 plus those wheels (build argument MICROMAMBA_IMAGE), the runtime base is the base image
 (RUNTIME_IMAGE). Every other line of the Dockerfile, the build context and .dockerignore are
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -94,6 +96,13 @@ def model_variables() -> tuple[dict[str, float], list[str]]:
         low, high = spec.get("value_range") or (spec["default_value"], spec["default_value"])
         inputs[name] = round(low + 0.37 * (high - low), 6)
     return inputs, list(data["output_variables"])
+
+
+def free_port(kind: int) -> int:
+    """A port nothing listens on now (TCP or UDP) on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def requirements(section: str, option: str) -> list[str]:
@@ -233,9 +242,9 @@ def image(docker: Docker, tmp_path_factory: pytest.TempPathFactory) -> str:
         "requires"
     ]
     wheels = work / "wheels"
-    build_wheelhouse(
-        wheels, requirements("options", "install_requires"), build_requires, python_version
-    )
+    runtime = requirements("options", "install_requires")
+    runtime += requirements("options.extras_require", "online")
+    build_wheelhouse(wheels, runtime, build_requires, python_version)
     (work / "wheelhouse.Dockerfile").write_text(f"FROM {docker.base_image}\nCOPY . /wheels\n")
     wheelhouse = f"local/{distribution}-wheelhouse:test"
     docker(
@@ -388,3 +397,54 @@ def test_flow_run_to_mongodb_on_the_host(
     assert str(documents[0]["_id"]) in proc.stdout
     assert documents[0]["inputs"][name] == pytest.approx(value)
     assert set(documents[0]["outputs"]) == set(model_variables()[1])
+
+
+@pytest.mark.container
+def test_image_serves_the_model_online(docker: Docker, image: str) -> None:
+    """``docker run IMAGE python -m PACKAGE serve`` starts, serves a PV, stops on `docker stop`.
+
+    Host network, bound to 127.0.0.1 on free ports; a p4p client on the host reads one output.
+    """
+    from p4p.client.thread import Context
+
+    _, package = project_names()
+    output = model_variables()[1][0]
+    env = {
+        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
+        "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+    }
+    name = f"serve-test-{os.getpid()}"
+    t0 = time.perf_counter()
+    # fmt: off
+    docker(
+        "run", "-d", "--name", name, "--network", "host",
+        *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
+        image, "python", "-m", package, "serve", "--protocol", "pva", "--prefix", "CT:",
+    )
+    # fmt: on
+    try:
+        deadline = time.monotonic() + 120
+        logs = ""
+        while "serving over" not in logs and time.monotonic() < deadline:
+            time.sleep(0.5)
+            logs = docker("logs", name).stdout
+        assert "serving over PVAccess" in logs, docker("logs", name).stderr
+        docker.report.append(f"serve in the image, ready: {time.perf_counter() - t0:.1f} s")
+        ctx = Context("pva", conf={k: v for k, v in env.items() if "PVAS" not in k}, useenv=False)
+        try:
+            value = ctx.get(f"CT:{output}", timeout=10)
+        finally:
+            ctx.close()
+        assert f"CT:{output}  read-only" in logs
+        assert float(value) == float(value)  # a number, not NaN
+        docker("stop", "--time", "20", name)
+        state = json.loads(docker("inspect", name).stdout)[0]["State"]
+        assert state["ExitCode"] == 0, docker("logs", name).stderr
+        assert docker("logs", name).stdout.strip().endswith("stopped")
+    finally:
+        docker("rm", "--force", name, check=False)
