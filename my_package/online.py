@@ -134,6 +134,7 @@ def command_serve(prefix: str | None, protocol: str) -> int:
 
     try:
         prefix = Settings().pv_prefix if prefix is None else prefix
+        _runner_class()  # a missing extra is reported before the model (and lume) loads
         serve(package_model(), prefix, protocol)
     except ValidationError as exc:
         print(f"error: invalid setting:\n{exc}", file=sys.stderr)

@@ -406,3 +406,45 @@ def test_pva_2d_array_arrives_with_its_shape_and_axis_order(epics: Epics, tmp_pa
         ctx.close()
         code, _, err = server.stop()
     assert code == 0, err
+
+
+def test_pva_reset_restores_the_defaults(pva: Context) -> None:
+    pva.put(PREFIX + FIRST.name, inside(FIRST, 0.8), wait=True, timeout=10)
+    pva.put(PREFIX + "RESET", 1, wait=True, timeout=10)
+    deadline = time.monotonic() + 10  # the reset is queued: its put returns before it runs
+    while time.monotonic() < deadline:
+        if float(pva.get(PREFIX + FIRST.name, timeout=10)) == FIRST.default_value:
+            break
+        time.sleep(0.05)
+    assert float(pva.get(PREFIX + FIRST.name, timeout=10)) == FIRST.default_value
+    expected = expected_outputs()
+    after = get_outputs(pva)
+    for name in SCALAR_OUTPUTS:
+        assert float(after[name]) == float(expected[name]), name
+
+
+def test_help_imports_neither_epics_nor_lume() -> None:
+    code = (
+        "import sys\nfrom my_package.cli import main\n"
+        "for argv in (['--help'], ['serve', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = {'p4p', 'pcaspy', 'lume', 'lume_pva_apg', 'epicscorelibs', 'pvxslibs'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--protocol {pva,ca,both}" in out.stdout
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_serve_without_the_online_extra_says_how_to_install_it() -> None:
+    # The extra made unimportable in this one process, as in an install without it.
+    code = (
+        "import sys\nsys.modules['lume_pva_apg'] = None\nfrom my_package.cli import main\n"
+        "sys.exit(main(['serve']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: serving needs the 'online' extra")
+    assert "pip install 'my-package[online]'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
