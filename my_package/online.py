@@ -6,12 +6,12 @@ name, over PVAccess (p4p), Channel Access (pcaspy) or both. It takes units, cont
 display limits (``value_range``) and alarms (a value outside its range) from the variables;
 array (ND) variables are NTNDArray on PVAccess and waveforms on Channel Access.
 
-A put to an input runs the model once through ``LUMEModel.set``, which validates it the way
-every other entry point does. A refused put (out of range, not a number, a read-only PV)
-changes nothing: the model is restored, the input PV keeps its value, no output is published,
-and a PVAccess client's put fails with the validation message (Channel Access cannot report a
-failed put: the input PV shows a WRITE alarm instead). Each put is its own model run (no
-batching window), and the put completes only after every output PV has been updated.
+A put to an input runs the model once through ``LUMEModel.set``, which validates it as the
+Python API does. A refused put (out of range, not a number, a read-only PV) changes nothing:
+the model is restored, the input PV keeps its value, no output is published, and a PVAccess
+client's put fails with the validation message (Channel Access cannot report a failed put:
+the input PV shows a WRITE alarm instead). Each put is its own model run (no batching
+window), and the put completes only after every output PV has been updated.
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ def serve(
         transports = " and ".join(TRANSPORTS[p] for p in PROTOCOLS[protocol])
         print(f"serving over {transports}; Ctrl-C stops", file=out, flush=True)
         runner.run()  # returns on KeyboardInterrupt
+    except KeyboardInterrupt:  # Ctrl-C before the run loop started
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         runner.server.stop()
