@@ -2,6 +2,7 @@
 read and written by real clients (p4p for PVAccess, pyepics for Channel Access), 127.0.0.1 only.
 
 Every server runs in its own process, bound to loopback with free ports, and is stopped by pid.
+Tests that start a server are marked slow (a start takes 2-12 s on this machine).
 Variable names, ranges and units come from the package's model (variables.yml), so the tests
 hold for any model; expected outputs are what ``evaluate`` gives, compared exactly.
 """
@@ -220,6 +221,7 @@ def get_outputs(ctx: Context) -> dict:
     return dict(zip(OUTPUTS, values, strict=True))
 
 
+@pytest.mark.slow
 def test_banner_lists_every_pv_with_its_access(server: Server) -> None:
     assert server.banner[-1] == "serving over PVAccess and Channel Access; Ctrl-C stops"
     listed = dict(line.split() for line in server.banner[:-1])
@@ -229,6 +231,7 @@ def test_banner_lists_every_pv_with_its_access(server: Server) -> None:
     }
 
 
+@pytest.mark.slow
 def test_pva_reads_every_variable_with_units_and_limits(pva: Context) -> None:
     pva.put(PREFIX + FIRST.name, FIRST.default_value, wait=True, timeout=10)
     expected = expected_outputs()
@@ -247,6 +250,7 @@ def test_pva_reads_every_variable_with_units_and_limits(pva: Context) -> None:
             assert (value.raw.display.limitLow, value.raw.display.limitHigh) == (low, high)
 
 
+@pytest.mark.slow
 def test_pva_put_updates_every_output_to_the_model_values(pva: Context) -> None:
     before = get_outputs(pva)
     value = inside(FIRST, 0.37)
@@ -261,6 +265,7 @@ def test_pva_put_updates_every_output_to_the_model_values(pva: Context) -> None:
     assert float(pva.get(PREFIX + FIRST.name, timeout=10)) == value
 
 
+@pytest.mark.slow
 def test_pva_out_of_range_put_is_refused_and_changes_nothing(pva: Context) -> None:
     pva.put(PREFIX + FIRST.name, inside(FIRST, 0.25), wait=True, timeout=10)
     before = get_outputs(pva)
@@ -282,6 +287,7 @@ def test_pva_out_of_range_put_is_refused_and_changes_nothing(pva: Context) -> No
         np.testing.assert_array_equal(np.asarray(after[name]), np.asarray(before[name]))
 
 
+@pytest.mark.slow
 def test_pva_output_put_is_refused(pva: Context) -> None:
     name = SCALAR_OUTPUTS[0]
     before = float(pva.get(PREFIX + name, timeout=10))
@@ -290,6 +296,7 @@ def test_pva_output_put_is_refused(pva: Context) -> None:
     assert float(pva.get(PREFIX + name, timeout=10)) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ARRAY_OUTPUTS)  # none for a model without array outputs
 def test_pva_array_output_arrives_with_its_shape(pva: Context, name: str) -> None:
     value = inside(FIRST, 0.6)
@@ -320,6 +327,7 @@ def ca_get(ca: object, name: str) -> object:
     return pv
 
 
+@pytest.mark.slow
 def test_ca_put_updates_outputs_and_refuses_out_of_range(ca: object) -> None:
     first = ca_get(ca, FIRST.name)
     value = inside(FIRST, 0.37)
@@ -350,6 +358,7 @@ def test_ca_put_updates_outputs_and_refuses_out_of_range(ca: object) -> None:
         assert got == float(expected[name]), name
 
 
+@pytest.mark.slow
 def test_ca_output_put_is_refused(ca: object) -> None:
     pv = ca_get(ca, SCALAR_OUTPUTS[0])
     before = pv.get(use_monitor=False, timeout=10)
@@ -414,6 +423,7 @@ def test_pva_2d_array_arrives_with_its_shape_and_axis_order(epics: Epics, tmp_pa
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_pva_reset_restores_the_defaults(pva: Context) -> None:
     pva.put(PREFIX + FIRST.name, inside(FIRST, 0.8), wait=True, timeout=10)
     pva.put(PREFIX + "RESET", 1, wait=True, timeout=10)
