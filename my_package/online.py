@@ -133,6 +133,7 @@ def command_serve(prefix: str | None, protocol: str) -> int:
     from pydantic import ValidationError
 
     from my_package.config import Settings
+    from my_package.errors import VariablesFileError
 
     try:
         prefix = Settings().pv_prefix if prefix is None else prefix
@@ -140,6 +141,9 @@ def command_serve(prefix: str | None, protocol: str) -> int:
         serve(package_model(), prefix, protocol)
     except ValidationError as exc:
         print(f"error: invalid setting:\n{exc}", file=sys.stderr)
+        return 2
+    except VariablesFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except OnlineError as exc:
         print(f"error: {exc}", file=sys.stderr)
