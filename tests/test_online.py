@@ -35,7 +35,11 @@ STARTUP_TIMEOUT = 60
 
 
 class GridModel(LUMEModel):
-    """Test-only LUMEModel with a 2x3 array output: a non-square shape shows the axis order."""
+    """Test-only LUMEModel with a 2x3 array output: a non-square shape shows the axis order.
+
+    Its input ``x`` has a range but, like a ``default_validation_config: warn`` variable of
+    variables.yml, accepts values outside it: the PV then carries lume-pva's MAJOR alarm.
+    """
 
     def __init__(self) -> None:
         self._variables = {
@@ -402,7 +406,7 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
 
 
 @pytest.mark.slow
-def test_pva_2d_array_arrives_with_its_shape_and_axis_order(epics: Epics, tmp_path: Path) -> None:
+def test_pva_2d_array_axis_order_and_out_of_range_alarm(epics: Epics, tmp_path: Path) -> None:
     env = Epics(
         {
             **epics.env,
@@ -417,6 +421,9 @@ def test_pva_2d_array_arrives_with_its_shape_and_axis_order(epics: Epics, tmp_pa
         grid = ctx.get(PREFIX + "grid", timeout=10)
         assert grid.shape == (2, 3)
         np.testing.assert_array_equal(np.asarray(grid), np.arange(6.0).reshape(2, 3) * 2.5)
+        assert ctx.get(PREFIX + "x", timeout=10).severity == 0
+        ctx.put(PREFIX + "x", 12.0, wait=True, timeout=10)  # outside [0, 10], accepted
+        assert ctx.get(PREFIX + "x", timeout=10).severity == 2  # MAJOR
     finally:
         ctx.close()
         code, _, err = server.stop()
