@@ -137,8 +137,10 @@ class Server:
         return self.process.returncode, out, self.stderr.read_text()
 
 
-def serve_command(protocol: str) -> list[str]:
-    return [sys.executable, "-m", "my_package", "serve", "--protocol", protocol, "--prefix", PREFIX]
+def serve_command(protocol: str, prefix: str | None = PREFIX) -> list[str]:
+    """``python -m my_package serve``; ``prefix=None`` leaves it to the setting."""
+    option = [] if prefix is None else ["--prefix", prefix]
+    return [sys.executable, "-m", "my_package", "serve", "--protocol", protocol, *option]
 
 
 def grid_command() -> list[str]:
@@ -385,9 +387,12 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
             "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
             "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
             "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
+            # The prefix from the setting this time, not from --prefix.
+            "MY_PACKAGE_PV_PREFIX": PREFIX,
         }
     )
-    server = start_server(env, serve_command(protocol), tmp_path)
+    server = start_server(env, serve_command(protocol, prefix=None), tmp_path)
+    assert server.banner[0].startswith(PREFIX)
     assert server.banner[-1] == f"serving over {TRANSPORTS[protocol]}; Ctrl-C stops"
     ctx = Context("pva", conf=env.pva_client_conf(), useenv=False)
     try:
