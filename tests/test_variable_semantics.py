@@ -145,3 +145,16 @@ def test_range_messages_are_at_full_precision() -> None:
     message = "'Longitude' = -124.35000000000001 is outside its range [-124.35, -114.31]"
     with pytest.raises(InputValidationError, match=re.escape(message)):
         validate_inputs({"Longitude": -124.35000000000001}, inputs)
+
+
+def test_lume_base_staged_model_composes_it(model: Linear) -> None:
+    # lume-base's StagedModel runs its stages through set()/get(): one stage here (a chain
+    # needs particle mix-ins, which a stateless model has no use for).
+    from lume.staged_model import StagedModel
+
+    staged = StagedModel([model])
+    assert staged.get(["y"]) == {"y": pytest.approx(2.0 * 0.5 + 0.5 + 0.5)}
+    staged.set({"x": 1.0})
+    assert staged.get(["x", "y"]) == {"x": 1.0, "y": pytest.approx(2.0 + 0.5 + 0.5)}
+    staged.reset()
+    assert staged.get(["x"]) == {"x": 0.5}
