@@ -24,6 +24,7 @@ from my_package.validation import (
     WARNINGS_KEY,
     Value,
     check_outputs,
+    check_scan_size,
     scan_points,
     validate_inputs,
 )
@@ -80,6 +81,7 @@ class StatelessModel(LUMEModel):
         warnings: list[str] = []
         inputs = validate_inputs(input_dict, self.input_variables, warnings)
         points = scan_points(inputs, self.input_variables)
+        check_scan_size(points, self.output_variables)  # before the model allocates them
         outputs = self._evaluate(dict(inputs))
         return inputs, check_outputs(outputs, self.output_variables, points, warnings), warnings
 

@@ -27,6 +27,9 @@ from my_package.variables import load_variables
 # A guard against a scan that would not fit in memory (10^7 points x 8 variables
 # x 8 bytes is 640 MB); raise it if your machine and model allow more.
 MAX_SCAN_POINTS = 10_000_000
+# The same guard for what a scan returns: points x values per point (an NDVariable output
+# counts its size). 10^8 float64 values are 800 MB of arrays and about 2 GB of saved JSON.
+MAX_SCAN_VALUES = 100_000_000
 # The outputs' key for the warnings of `default_validation_config: warn` variables: saved
 # with the result (a leading underscore: no variable can have this name).
 WARNINGS_KEY = "_warnings"
@@ -239,6 +242,18 @@ def scan_points(values: Mapping[str, Value], variables: Sequence[Variable]) -> i
             if points is not None:
                 return points
     return None
+
+
+def check_scan_size(points: int | None, variables: Sequence[Variable]) -> None:
+    """Refuse a scan whose outputs would hold more than MAX_SCAN_VALUES numbers."""
+    if points is None:
+        return
+    per_point = sum(int(np.prod(getattr(var, "shape", ()))) for var in variables)
+    if points * per_point > MAX_SCAN_VALUES:
+        raise InputValidationError(
+            f"the scan of {points:,} points would return {points * per_point:,} output values "
+            f"({per_point:,} per point), more than {MAX_SCAN_VALUES:,}; scan fewer points"
+        )
 
 
 def check_outputs(

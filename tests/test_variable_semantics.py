@@ -134,6 +134,18 @@ def test_nd_input_one_point_and_scan(model: Linear) -> None:
         model.evaluate({"offsets": np.zeros((4, 3)), "x": [0.1, 0.2]})
 
 
+def test_a_scan_too_large_for_its_outputs_is_refused_before_the_model_runs(
+    model: Linear, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import my_package.validation as validation
+
+    monkeypatch.setattr(validation, "MAX_SCAN_VALUES", 1000)  # y and profile: 4 per point
+    assert model.evaluate({"x": np.zeros(250)})["profile"].shape == (250, 3)
+    message = "the scan of 251 points would return 1,004 output values (4 per point), more"
+    with pytest.raises(InputValidationError, match=re.escape(message)):
+        model.evaluate({"x": np.zeros(251)})
+
+
 def test_range_messages_are_at_full_precision() -> None:
     # lume-model's california_regression: the edges are inside, and the numbers shown are
     # exactly the ones in the file (a 6-digit rounding made "0.4999 is outside [0.4999, 15]").
