@@ -4,8 +4,8 @@ A copy of the template is set up as a user's project (``scripts/rename.py
 --strip-examples``), given a variables file unlike the example's (a foreign
 california_regression-style file: no units, an input without a range, a constant, a
 ``warn`` input, an image output) and a model for it; then the project's own generic tests
-(validation, CLI, flow through Prefect and both targets, entry points, variables files)
-run there. Slow: about a minute.
+(validation, CLI, flow through Prefect and both targets, entry points) run there. Slow:
+3.5 minutes on a loaded machine (load average 8 on 2 cores).
 """
 
 import os
@@ -63,13 +63,13 @@ class HousingModel(StatelessModel):
         image = np.asarray(value)[..., np.newaxis, np.newaxis] * np.arange(6.0).reshape(2, 3)
         return {"MedHouseVal": value, "Histogram": image}
 '''
+# The tests that read the project's own variables file (the variables-file and semantics
+# tests write their own files, so they prove nothing more here).
 GENERIC_TESTS = [
     "tests/test_validation.py",
     "tests/test_cli.py",
     "tests/test_flow.py",
     "tests/test_entry_points.py",
-    "tests/test_variables_file.py",
-    "tests/test_variable_semantics.py",
 ]
 
 
