@@ -5,7 +5,7 @@ A copy of the template is set up as a user's project (``scripts/rename.py
 california_regression-style file: no units, an input without a range, a constant, a
 ``warn`` input, an image output) and a model for it; then the project's own generic tests
 (validation, CLI, flow through Prefect and both targets, entry points) run there. Slow:
-3.5 minutes on a loaded machine (load average 8 on 2 cores).
+2.8 minutes on a loaded machine (load average 8 on 2 cores).
 """
 
 import os
