@@ -121,7 +121,18 @@ BAD_NAMES = [
     (["--package", "prefect"], "package shadows a dependency's import name"),
     (["--package", "yaml"], "package shadows a dependency's import name"),
     (["--package", "numpy"], "package shadows a dependency's import name"),
-    (["--package", "tests"], "package shadows a dependency's import name or a top-level folder"),
+    (["--package", "tests"], "package shadows a dependency's import name"),  # actions-toolkit's
+    (["--package", "bench"], "package shadows a top-level folder of the repository"),
+    # From dependency-names.txt (derived, not typed in rename.py): also where not installed.
+    (["--package", "orjson"], "package shadows a dependency's import name"),
+    (["--package", "secantus"], "package shadows a dependency's import name"),
+    (["--package", "pydantic_core"], "package shadows a dependency's import name"),
+    (["--distribution", "orjson"], "taken by a dependency"),
+    (["--model-class", "Settings"], "model class collides with a name the package imports"),
+    (["--model-class", "Result"], "model class collides with a name the package imports"),
+    (["--project-name", ""], "project name must be 2 to 64 characters"),
+    (["--project-name", "\u03a9 Scan"], "letters without an ASCII form"),
+    (["--repository", "not a repo"], "repository must be OWNER/NAME"),
     (["--package", "1beam"], "package is not a Python identifier"),
     (["--package", "beam-size"], "package is not a Python identifier"),
     (["--package", "m\u00fcnchen"], "package is not a Python identifier"),
@@ -129,7 +140,8 @@ BAD_NAMES = [
     (["--package", "_beam"], "package must be lower case"),
     (["--package", "b"], "package must be 2 to 40 characters"),
     (["--package", "b" * 41], "package must be 2 to 40 characters"),
-    (["--package", "lume"], "collide with lume-services' LUME_"),
+    (["--package", "lume"], "package shadows a dependency's import name"),  # lume-base
+    (["--package", "lume_beam"], "collide with lume-services' LUME_"),
     (["--package", OLD_PACKAGE], "package is the template's own name"),
     (["--distribution", OLD_PACKAGE.replace("_", "-")], "distribution name is the template's own"),
     (["--distribution", "beam size"], "not a valid PEP 508 name"),
@@ -140,7 +152,6 @@ BAD_NAMES = [
     (["--model-class", "beamModel"], "model class must be CapWords"),
     (["--model-class", "Beam-Model"], "model class is not a Python identifier"),
     (["--model-class", "Exception"], "model class shadows a builtin"),
-    (["--model-class", "LUMEBaseModel"], "model class shadows a builtin or lume-model name"),
     (["--project-name", "1st Beam"], "project name must start with a letter"),
     (["--project-name", 'Beam "Size"'], "project name must start with a letter"),
     (["--project-name", "B"], "project name must be 2 to 64 characters"),
@@ -204,38 +215,167 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     assert ".github/template.toml" in out  # removed
 
 
-@pytest.mark.parametrize("fail_at", [1, 7, -1])
-def test_failure_mid_apply_leaves_the_tree_unchanged(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, fail_at: int
+def _plan_counts(repo: Path) -> dict[str, int]:
+    """How often apply_plan calls each step for NAMES on this tree (to aim at the last call)."""
+    marker = rename.load_marker(repo)
+    old = rename.Names(**marker["names"])
+    settings = rename.resolve_settings(rename.build_parser().parse_args(NAMES), repo, old)
+    plan = rename.make_plan(repo, marker, old, settings)
+    touched = set(plan.writes) | set(plan.links) | plan.deletes
+    return {
+        "_backup": sum(os.path.lexists(repo / p) for p in touched),
+        "_write_manifest": 1,
+        "_remove": len(plan.deletes - set(plan.writes) - set(plan.links)),
+        "_write_file": len(plan.writes),
+        "_link": len(plan.links),
+    }
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, step: str, fail_at: int, partial: bool = False):
+    """Make call number fail_at of rename.<step> raise ENOSPC (after a partial write if asked)."""
+    real = getattr(rename, step)
+    calls: list[tuple] = []
+
+    def flaky(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == fail_at:
+            if partial:
+                real(args[0], b"half-written", *args[2:])
+            raise OSError(28, f"No space left on device (injected in {step})")
+        real(*args)
+
+    monkeypatch.setattr(rename, step, flaky)
+    return calls
+
+
+APPLY_STEPS = [
+    ("_backup", 1),
+    ("_backup", -1),
+    ("_write_manifest", 1),
+    ("_remove", 1),
+    ("_remove", -1),  # the marker, removed last
+    ("_write_file", 1),
+    ("_write_file", 7),
+    ("_write_file", -1),
+    ("_link", 1),
+]
+
+
+@pytest.mark.parametrize(("step", "fail_at"), APPLY_STEPS, ids=[f"{s}#{n}" for s, n in APPLY_STEPS])
+def test_failure_at_any_apply_step_leaves_the_tree_byte_identical(
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    step: str,
+    fail_at: int,
 ) -> None:
-    plan_size = len(
-        rename.make_plan(
-            repo,
-            rename.load_marker(repo),
-            rename.Names(**rename.load_marker(repo)["names"]),
-            rename.resolve_settings(
-                rename.build_parser().parse_args(NAMES),
-                repo,
-                rename.Names(**rename.load_marker(repo)["names"]),
-            ),
-        ).writes
-    )
-    limit = plan_size if fail_at == -1 else fail_at
-    calls = []
-    real_write = rename._write_file
-
-    def flaky_write(path: Path, data: bytes, mode: int) -> None:
-        calls.append(path)
-        if len(calls) == limit:
-            real_write(path, b"half-written", mode)  # a partial write, then the failure
-            raise OSError(28, "No space left on device (injected)")
-        real_write(path, data, mode)
-
-    monkeypatch.setattr(rename, "_write_file", flaky_write)
+    limit = _plan_counts(repo)[step] if fail_at == -1 else fail_at
+    calls = _inject(monkeypatch, step, limit, partial=step == "_write_file")
     before = snapshot(repo)
     assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
-    assert len(calls) == limit
-    assert "rolled back" in capsys.readouterr().err
+    assert len(calls) >= limit  # the rollback may call the step again
+    if (step, fail_at) == ("_remove", -1):
+        assert calls[limit - 1][0] == repo / rename.MARKER  # the marker goes last
+    err = capsys.readouterr().err
+    assert "rolled back (every original verified restored, the tree is unchanged)" in err
+    assert "injected in" in err
+    assert snapshot(repo) == before  # no backup folder left either
+
+
+def _fail_rollback(repo: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Apply fails at its 5th write; the first restore then fails (raises or corrupts)."""
+    _inject(monkeypatch, "_write_file", 5)
+    real = rename._restore_one
+    calls = []
+
+    def bad_restore(saved: Path, target: Path) -> None:
+        calls.append(target)
+        if len(calls) == 1:
+            if mode == "raises":
+                raise PermissionError(1, "Operation not permitted (injected restore)")
+            real(saved, target)
+            target.write_bytes(b"corrupted by the restore")  # verification must catch this
+            return
+        real(saved, target)
+
+    monkeypatch.setattr(rename, "_restore_one", bad_restore)
+
+
+@pytest.mark.parametrize("mode", ["raises", "corrupts"])
+def test_failed_rollback_keeps_the_backup_names_it_and_restore_finishes(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, mode: str
+) -> None:
+    before = snapshot(repo)
+    with monkeypatch.context() as m:
+        _fail_rollback(repo, m, mode)
+        assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+    err = capsys.readouterr().err
+    (backup,) = rename.find_backups(repo)
+    assert f"every original is in {backup}" in err
+    assert "python scripts/rename.py --restore" in err
+    assert ("injected restore" if mode == "raises" else "differs from the original") in err
+    assert snapshot(repo) != before
+    # A new rename refuses and points at --restore (not "nothing to do").
+    assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+    assert "--restore" in capsys.readouterr().err
+    # --restore fails once more (the cause is still there): the backup stays.
+    with monkeypatch.context() as m:
+        m.setattr(rename, "_restore_one", lambda *a: (_ for _ in ()).throw(OSError(5, "EIO")))
+        assert rename.main(["--restore"], root=repo) == rename.EXIT_FAILED
+    assert rename.find_backups(repo) == [backup]
+    assert rename.main(["--restore"], root=repo) == 0
+    assert snapshot(repo) == before
+
+
+def test_backup_without_manifest_means_the_tree_was_never_changed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Killed while making the backup: --restore only removes it (the originals are intact)."""
+    before = snapshot(repo)
+    backup = repo / f"{rename.BACKUP_PREFIX}x"
+    (backup / "README.md").parent.mkdir(parents=True)
+    os.link(repo / "README.md", backup / "README.md")
+    assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+    assert rename.main(["--restore"], root=repo) == 0
+    assert snapshot(repo) == before
+
+
+KILL_AT_WRITE = """
+import os, signal, sys, importlib.util
+spec = importlib.util.spec_from_file_location("r", sys.argv[1])
+r = importlib.util.module_from_spec(spec); sys.modules["r"] = r; spec.loader.exec_module(r)
+real, calls = r._write_file, []
+def killing(*args):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(*args)
+r._write_file = killing
+sys.exit(r.main(sys.argv[2:], root=r.Path(sys.argv[1]).parent.parent))
+"""
+
+
+def test_killed_mid_apply_refuses_to_run_again_and_restore_puts_everything_back(
+    repo: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (repo / OLD_PACKAGE / "untracked-notes.txt").write_text("not in git, must survive\n")
+    before = snapshot(repo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT_WRITE, str(repo / "scripts" / "rename.py"), *NAMES],
+        env={**env, "GITHUB_REPOSITORY": "someone/beam-size"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert snapshot(repo) != before  # half renamed: some files moved
+    (backup,) = rename.find_backups(repo)
+    assert (repo / rename.MARKER).is_file() and (repo / "scripts" / "rename.py").is_file()
+    assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"{backup.name}/ holds the originals" in err
+    assert "python scripts/rename.py --restore" in err
+    assert rename.main(["--restore"], root=repo) == 0
     assert snapshot(repo) == before
 
 
@@ -445,10 +585,10 @@ def test_without_a_sufficient_token_prints_gh_commands(
         monkeypatch.setenv("GH_TOKEN", "a-token-without-rights")
         monkeypatch.setenv("SCR_TOKEN", secret)
         argv = [*NAMES, "--registry", "scr", "--registry-user", "ada"]
-        assert rename.main(argv, root=repo) == 0
+        assert rename.main(argv, root=repo) == rename.EXIT_PARTIAL
     captured = capsys.readouterr()
     assert api.state.secrets == {} and api.state.variables == {}
-    assert "cannot set repository settings (401)" in captured.out
+    assert "GitHub refused to set repository settings (HTTP 401)" in captured.out
     for command in (
         "gh variable set IMAGE_NAME --body someone/beam-size",
         "gh variable set SCR_IMAGE --body ada/beam-size",
