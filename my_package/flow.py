@@ -33,7 +33,7 @@ from my_package.variables import load_variables
 
 # Scans pass large arrays between tasks: no cache keys (they would hash every
 # array) and no persisted task results (the saved Result is the record).
-ARRAY_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+ARRAY_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 ARTIFACT_ROWS = 50  # a scan's table artifact shows its first rows only
 
 

@@ -16,7 +16,7 @@ each input with its default, bounds and unit.
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from lume.variables import EnumVariable, IntVariable, NDVariable, ScalarVariable, Variable
@@ -386,10 +386,4 @@ def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # ModelInputs is built from variables.yml on first use, not at import: importing this
-    # module never fails on a broken variables file (the CLI then says what is wrong).
-    if name == "ModelInputs":
-        globals()["ModelInputs"] = model = _inputs_model(load_variables()[0])
-        return model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from typing import TYPE_CHECKING, Any, Literal
