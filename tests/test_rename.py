@@ -1,8 +1,29 @@
-"""scripts/rename.py: name validation, dry run, atomic apply with rollback, idempotence, secrets.
+"""scripts/rename.py: names, dry run, apply with rollback and --restore, GitHub step, self-check.
 
 Every test renames a copy of this repository in tmp_path, never the checkout itself. The
 script is loaded from its file (it is not part of the package). GitHub is replaced by
 tests/fake_github.py, a strict local fake (GitHub's API cannot be reached from here).
+
+Fault injections (each must leave the tree byte-identical, or the backup intact and named):
+
+| step (test)                 | injected                          | expected                      |
+| --------------------------- | --------------------------------- | ----------------------------- |
+| backup, 1st and last        | ENOSPC linking an original        | identical, no backup left     |
+| manifest write              | ENOSPC before the first change    | identical, no backup left     |
+| delete, 1st                 | ENOSPC removing an old path       | rolled back, identical        |
+| delete, last (the marker)   | ENOSPC on the marker, always last | rolled back, identical        |
+| write, 1st, 7th and last    | half-written file, then ENOSPC    | rolled back, identical        |
+| symlink                     | ENOSPC creating a moved link      | rolled back, identical        |
+| rollback: restore raises    | EPERM putting an original back    | rc 1, backup kept and named,  |
+|                             |                                   | recovery steps; a new run     |
+|                             |                                   | refuses; --restore: identical |
+| rollback: restore corrupts  | wrong bytes restored              | verification fails: as above  |
+| --restore                   | EIO on every restore              | rc 1, backup kept; the next   |
+|                             |                                   | --restore: identical          |
+| SIGKILL at the 3rd write    | no rollback runs at all           | marker, script, backup stay;  |
+|                             |                                   | a new run refuses; --restore: |
+|                             |                                   | identical (untracked file too)|
+| killed while backing up     | backup folder without manifest    | --restore removes it          |
 """
 
 from __future__ import annotations
