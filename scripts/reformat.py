@@ -92,12 +92,12 @@ def fit_lines(source: str, limit: int) -> str:
     One split per too-long line per call; code itself is left to ``ruff format``.
     """
     lines = source.splitlines(keepends=True)
+    long_rows = {i + 1 for i, line in enumerate(lines) if len(line.rstrip("\r\n")) > limit}
+    if not long_rows:
+        return source  # the common case: nothing to tokenize
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):
-        return source
-    long_rows = {i + 1 for i, line in enumerate(lines) if len(line.rstrip("\r\n")) > limit}
-    if not long_rows:
         return source
     edits: dict[int, list[str]] = {}  # first row -> replacement lines (for rows first..last)
     spans: dict[int, int] = {}  # first row -> last row replaced

@@ -83,9 +83,11 @@ def installed_import_names(dist: importlib.metadata.Distribution) -> set[str]:
 
 
 def dependency_names(root: Path) -> tuple[frozenset[str], frozenset[str]]:
-    """(distribution names, import names) of the project's dependencies, transitively.
+    """(distribution names, import names) listed in DEPENDENCY_NAMES, next to setup.cfg.
 
-    From DEPENDENCY_NAMES, plus the metadata of whatever of them is installed here.
+    The list, not the installed metadata, is what the rename reads: it holds where the
+    dependencies are not installed, and tests/test_rename.py checks that it covers what
+    installed_dependency_names finds (so it cannot fall behind setup.cfg).
     """
     dists: set[str] = set()
     imports: set[str] = set()
@@ -97,6 +99,15 @@ def dependency_names(root: Path) -> tuple[frozenset[str], frozenset[str]]:
                 dist, names = line.split(":", 1)
                 dists.add(normalize_distribution(dist.strip()))
                 imports.update(names.split())
+    return frozenset(dists), frozenset(imports)
+
+
+def installed_dependency_names(root: Path) -> dict[str, set[str]]:
+    """Each runtime and dev dependency of setup.cfg, transitively, with its import names.
+
+    From the installed distributions' metadata; a dependency not installed here maps to
+    an empty set.
+    """
     import configparser
 
     cfg = configparser.ConfigParser()
@@ -105,23 +116,21 @@ def dependency_names(root: Path) -> tuple[frozenset[str], frozenset[str]]:
     if cfg.has_section("options.extras_require"):
         for value in cfg["options.extras_require"].values():
             roots += _requirement_names(value.splitlines())
-    todo, seen = list(roots), set()
+    todo, found = list(roots), {}
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in found:
             continue
-        seen.add(name)
-        dists.add(name)
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
+        found[name] = set()
+        for candidate in (name, name.replace("-", "_")):
             try:
-                dist = importlib.metadata.distribution(name.replace("-", "_"))
+                dist = importlib.metadata.distribution(candidate)
             except importlib.metadata.PackageNotFoundError:
                 continue
-        imports |= installed_import_names(dist)
-        todo += _requirement_names(dist.requires or [])
-    return frozenset(dists), frozenset(imports)
+            found[name] = installed_import_names(dist)
+            todo += _requirement_names(dist.requires or [])
+            break
+    return found
 
 
 REGISTRIES = {"ghcr": "ghcr.io", "dockerhub": "docker.io", "scr": "scr.svc.stanford.edu"}

