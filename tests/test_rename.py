@@ -24,6 +24,7 @@ Fault injections (each must leave the tree byte-identical, or the backup intact 
 |                             |                                   | a new run refuses; --restore: |
 |                             |                                   | identical (untracked file too)|
 | killed while backing up     | backup folder without manifest    | --restore removes it          |
+| README.md chattr +i (real)  | EPERM writing it, mid-apply       | rolled back, identical        |
 """
 
 from __future__ import annotations
@@ -346,6 +347,23 @@ def test_failed_rollback_keeps_the_backup_names_it_and_restore_finishes(
     assert rename.find_backups(repo) == [backup]
     assert rename.main(["--restore"], root=repo) == 0
     assert snapshot(repo) == before
+
+
+def test_immutable_file_fails_the_apply_and_the_rollback_loses_nothing(
+    repo: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The seen case, with a real immutable file (chattr +i): 16 files were lost before."""
+    (repo / OLD_PACKAGE / "untracked-notes.txt").write_text("not in git, must survive\n")
+    readme = repo / "README.md"
+    if subprocess.run(["chattr", "+i", str(readme)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root and a file system with attributes")
+    try:
+        before = snapshot(repo)
+        assert rename.main(NAMES, root=repo) == rename.EXIT_FAILED
+        assert "Operation not permitted" in capsys.readouterr().err
+        assert snapshot(repo) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(readme)], check=True)
 
 
 def test_backup_without_manifest_means_the_tree_was_never_changed(
