@@ -609,10 +609,11 @@ def check_repository(repository: str) -> None:
 def reserved_class_names(root: Path, old: Names) -> frozenset[str]:
     """Names the package's modules (and the skeletons) import or define at module level.
 
-    Read from the code with ast, so a class or import added later is reserved too. The
+    Read from the code with ast, so a class or import added later is reserved too; the
+    package's own modules only (not its subpackages), where the model class is used. The
     template's own names are left out: the rename replaces them.
     """
-    files = [*(root / old.package).rglob("*.py"), *(root / ".github" / "template").rglob("*.py")]
+    files = [*(root / old.package).glob("*.py"), *(root / ".github" / "template").rglob("*.py")]
     names: set[str] = set()
     for path in files:
         try:
