@@ -9,7 +9,7 @@ Run it locally with ``python -m my_package run`` (Prefect starts a temporary
 server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -84,7 +84,8 @@ def publish_table(values: dict[str, Value], outputs: dict[str, Value], ref: Resu
         for i in indices
     ]
     shown = "" if (points or 1) <= ARTIFACT_ROWS else f" (first {ARTIFACT_ROWS} of {points} points)"
-    warned = "; warnings: " + "; ".join(outputs[WARNINGS_KEY]) if WARNINGS_KEY in outputs else ""
+    notes = cast(list[str], outputs.get(WARNINGS_KEY, []))
+    warned = "; warnings: " + "; ".join(notes) if notes else ""
     create_table_artifact(
         key="my-package-result",
         table=rows,

@@ -16,7 +16,7 @@ each input with its default, bounds and unit.
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from lume.variables import EnumVariable, IntVariable, NDVariable, ScalarVariable, Variable
@@ -112,7 +112,8 @@ def _check_values(
     index = int(np.flatnonzero(outside)[0]) if array.ndim else None
     bad = array.flat[index or 0]
     where = "" if index is None else f" at index {index} ({int(outside.sum())} values outside)"
-    unit = f" {var.unit}" if var.unit else ""
+    unit_name = getattr(var, "unit", None)  # scalar and ND variables have one
+    unit = f" {unit_name}" if unit_name else ""
     fix = "choose a value inside the range" if what == "input" else _FROM_MODEL
     message = (
         f"{what} {name!r} = {_number(bad)}{where} is outside its range "
@@ -199,7 +200,8 @@ def validate_inputs(
     validated: dict[str, Value] = {}
     lengths: dict[str, int] = {}
     for name, var in by_name.items():
-        value = _validate_one(name, values.get(name, var.default_value), var, warnings)
+        default = cast(Any, var).default_value  # every input class has one
+        value = _validate_one(name, values.get(name, default), var, warnings)
         if isinstance(value, np.ndarray):
             points = _point_count(value, var)
             if points is not None:
@@ -226,7 +228,7 @@ def _is_default(value: Any, var: Variable) -> bool:
 
 
 def _default_text(var: Variable) -> str:
-    default = var.default_value
+    default = cast(Any, var).default_value
     return repr(default.tolist()) if isinstance(default, np.ndarray) else _number(default)
 
 
@@ -359,13 +361,13 @@ def _field(var: Variable) -> tuple[Any, Any]:
     description = _unit_text(var)
     if isinstance(var, NDVariable):
         shape = "x".join(map(str, var.shape))
-        return list, Field(var.default_value.tolist(), description=f"{shape} array, {description}")
+        default = cast(np.ndarray, var.default_value)
+        return list, Field(default.tolist(), description=f"{shape} array, {description}")
     if isinstance(var, EnumVariable):
         return Literal[tuple(var.options)], Field(var.default_value, description=description)
     if not isinstance(var, ScalarVariable):
-        return type(var.default_value), Field(
-            var.default_value, description=description, strict=True
-        )
+        default = cast(Any, var).default_value
+        return type(default), Field(default, description=description, strict=True)
     # Bounds only where an out-of-range value is refused (warn and none let the model run).
     low, high = var.value_range or (None, None)
     if var.default_validation_config != "error":
@@ -377,7 +379,7 @@ def _field(var: Variable) -> tuple[Any, Any]:
 
 def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
     """A pydantic model with one field per settable input: default, bounds and unit."""
-    fields = {var.name: _field(var) for var in variables if not var.read_only}
+    fields: dict[str, Any] = {var.name: _field(var) for var in variables if not var.read_only}
     return create_model(
         "ModelInputs",
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
@@ -386,4 +388,14 @@ def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
     )
 
 
-from typing import TYPE_CHECKING, Any, Literal
+if TYPE_CHECKING:
+    ModelInputs = BaseModel  # for the type checker: its fields come from variables.yml
+
+
+def __getattr__(name: str) -> Any:
+    # ModelInputs is built from variables.yml on first use, not at import: importing this
+    # module never fails on a broken variables file (the CLI then says what is wrong).
+    if name == "ModelInputs":
+        globals()["ModelInputs"] = model = _inputs_model(load_variables()[0])
+        return model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
