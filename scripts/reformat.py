@@ -1,12 +1,14 @@
-"""Reformat the Python files a rename changed, so long names still pass the project's linters.
+"""Reformat the Python a rename changed, so long names still pass the project's linters.
 
 Why here and not in the files: a new name can be 50 characters longer than the template's,
 and several names can share a line, so no amount of slack in the template's lines is enough.
 The rename therefore runs the project's own formatter on the files it changed (``ruff format``
 and ``ruff check --fix``, which also re-sorts imports whose package name changed) and then
 fits the lines ruff leaves too long: comments, docstrings and string literals, which ruff
-never splits. Everything happens on copies in a temporary folder, before the rename touches
-the tree, so the plan (and --dry-run) already holds the final text.
+never splits. Markdown files go through ``ruff format`` too (it formats their Python code
+blocks, and the project's lint test checks them). Everything happens on copies in a
+temporary folder, before the rename touches the tree, so the plan (and --dry-run) already
+holds the final text.
 """
 
 from __future__ import annotations
@@ -61,10 +63,14 @@ def reformat(files: dict[str, bytes], pyproject: str, ruff: list[str]) -> dict[s
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(data)
         paths = sorted(files)
+        python = [p for p in paths if p.endswith((".py", ".pyi"))]
 
-        def run(*args: str, check: bool = True) -> None:
+        def run(*args: str, only: list[str] | None = None, check: bool = True) -> None:
+            targets = paths if only is None else only
+            if not targets:
+                return
             proc = subprocess.run(
-                [*ruff, *args, *paths],
+                [*ruff, *args, *targets],
                 cwd=root,
                 capture_output=True,
                 text=True,
@@ -73,12 +79,12 @@ def reformat(files: dict[str, bytes], pyproject: str, ruff: list[str]) -> dict[s
             if check and proc.returncode != 0:
                 raise RuntimeError(f"ruff {args[0]} failed: {(proc.stderr or proc.stdout).strip()}")
 
-        run("format", "--quiet")
+        run("format", "--quiet")  # also the Python code blocks of Markdown files
         # Fixes what it can (import order); lint findings that remain are the project's own.
-        run("check", "--fix", "--exit-zero", "--quiet")
+        run("check", "--fix", "--exit-zero", "--quiet", only=python)
         for _ in range(6):  # each pass splits one more piece off the lines still too long
             changed = False
-            for rel in paths:
+            for rel in python:
                 path = root / rel
                 text = path.read_text(encoding="utf-8")
                 fitted = fit_lines(text, limit)
@@ -87,7 +93,7 @@ def reformat(files: dict[str, bytes], pyproject: str, ruff: list[str]) -> dict[s
                     changed = True
             if not changed:
                 break
-            run("format", "--quiet")
+            run("format", "--quiet", only=python)
         return {rel: (root / rel).read_bytes() for rel in paths}
 
 

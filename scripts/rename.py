@@ -815,7 +815,8 @@ def reformat_python(root: Path, plan: Plan) -> None:
     A long name makes lines longer than the project's limit; reformatting only what the
     rename wrote keeps the fix here instead of in every file of the template.
     """
-    files = {p: d for p, d in plan.writes.items() if p.endswith(".py")}
+    # Python files, and Markdown files, whose Python code blocks ruff formats too.
+    files = {p: d for p, d in plan.writes.items() if p.endswith((".py", ".pyi", ".md"))}
     if not files:
         return
     reformat = _sibling("reformat")
