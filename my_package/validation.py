@@ -221,7 +221,7 @@ def validate_inputs(
 
 def _is_default(value: Any, var: Variable) -> bool:
     try:
-        given, default = np.asarray(value), np.asarray(var.default_value)
+        given, default = np.asarray(value), np.asarray(cast(Any, var).default_value)
     except ValueError:  # ragged lists
         return False
     return given.shape == default.shape and bool((given == default).all())
