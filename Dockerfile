@@ -2,7 +2,7 @@
 # user. Built by .github/workflows/build_image*.yml on tags; tests/test_container.py builds it here.
 #
 #   docker build --build-arg VERSION=1.2.3 -t my-package .
-#   docker run --rm -v "$PWD/results:/results" my-package                       # the example run
+#   docker run --rm -v "$PWD/results:/results" my-package                       # the default run
 #   docker run --rm my-package python -m my_package run --set NAME=VALUE        # any command
 #
 # Base images are build arguments so the same file builds from local images where no registry
@@ -70,5 +70,5 @@ ENV PATH=/opt/env/bin:$PATH \
 USER 1000:1000
 WORKDIR /home/app
 ENTRYPOINT ["/usr/local/bin/_entrypoint.sh"]
-# The example run: default inputs, result to $MY_PACKAGE_OUTPUT_DIR (mount a volume there).
+# The default run: default inputs, result to $MY_PACKAGE_OUTPUT_DIR (mount a volume there).
 CMD ["python", "-m", "my_package", "run"]

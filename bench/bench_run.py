@@ -2,7 +2,7 @@
 
 Measures, each in a fresh Python process (median of --repeat runs):
   baseline  a bare one-task Prefect flow (what any Prefect flow costs here)
-  run       python -m my_package run       (the example flow, embedded Prefect)
+  run       python -m my_package run       (the default flow, embedded Prefect)
   evaluate  python -m my_package evaluate  (the same steps without Prefect)
 and, against a `prefect server` already running (PREFECT_API_URL set), the bare
 flow again (the floor with a server) and `run`, which is what README promises

@@ -24,7 +24,9 @@ def image_tag(dist_version: str | None) -> str:
     # image workflow tags it; dev and local versions have no image of their own,
     # nor has 0.0.0 (setuptools-scm's fallback when there is no tag).
     release = re.fullmatch(r"\d+(\.\d+)*((a|b|rc)\d+)?", dist_version or "")
-    return dist_version if release and dist_version != "0.0.0" else "latest"
+    if release and dist_version and dist_version != "0.0.0":
+        return dist_version
+    return "latest"
 
 
 def _installed_version() -> str | None:

@@ -10,7 +10,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from my_package.config import TargetName
 
 EPILOG = """examples:
   python -m my_package run
@@ -100,8 +103,8 @@ def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple
             values[name] = float(value)
         except ValueError:
             raise UsageError(f"--set {text!r}: {value!r} is not a number") from None
-    scan = dict(_split(text, "--scan") for text in scans)
-    scan = {name: ScanRange.parse(value) for name, value in scan.items()}
+    texts = dict(_split(text, "--scan") for text in scans)
+    scan = {name: ScanRange.parse(value) for name, value in texts.items()}
     both = sorted(set(values) & set(scan))
     if both:
         raise UsageError(f"{', '.join(both)} is both --set and --scan; use one of them")
@@ -165,14 +168,16 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
 
     from my_package.flow import my_package_flow
 
-    updates = {}
+    updates: dict[str, Any] = {}
     if not PREFECT_API_URL.value():
         # No Prefect server configured: this run's API is a temporary one that ends with
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
         updates["flows.heartbeat_frequency"] = None
     with temporary_settings(updates=updates):
-        ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=target)
+        # argparse's choices already limited target to the TargetName values.
+        name = cast("TargetName | None", target)
+        ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=name)
     if not scan:
         from my_package.config import Settings
         from my_package.targets import load_result

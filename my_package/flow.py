@@ -9,7 +9,7 @@ Run it locally with ``python -m my_package run`` (Prefect starts a temporary
 server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -33,7 +33,7 @@ from my_package.variables import load_variables
 
 # Scans pass large arrays between tasks: no cache keys (they would hash every
 # array) and no persisted task results (the saved Result is the record).
-ARRAY_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+ARRAY_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 ARTIFACT_ROWS = 50  # a scan's table artifact shows its first rows only
 
 
@@ -84,7 +84,8 @@ def publish_table(values: dict[str, Value], outputs: dict[str, Value], ref: Resu
         for i in indices
     ]
     shown = "" if (points or 1) <= ARTIFACT_ROWS else f" (first {ARTIFACT_ROWS} of {points} points)"
-    warned = "; warnings: " + "; ".join(outputs[WARNINGS_KEY]) if WARNINGS_KEY in outputs else ""
+    notes = cast(list[str], outputs.get(WARNINGS_KEY, []))
+    warned = "; warnings: " + "; ".join(notes) if notes else ""
     create_table_artifact(
         key="my-package-result",
         table=rows,

@@ -12,13 +12,13 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-RESULT_TYPE = "lume_services.results.generic.Result"
+RESULT_TYPE: Final = "lume_services.results.generic.Result"
 
 
 def numpy_default(value: Any) -> Any:

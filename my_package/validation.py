@@ -16,7 +16,7 @@ each input with its default, bounds and unit.
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from lume.variables import EnumVariable, IntVariable, NDVariable, ScalarVariable, Variable
@@ -115,7 +115,8 @@ def _check_values(
     index = int(np.flatnonzero(outside)[0]) if array.ndim else None
     bad = array.flat[index or 0]
     where = "" if index is None else f" at index {index} ({int(outside.sum())} values outside)"
-    unit = f" {var.unit}" if var.unit else ""
+    unit_name = getattr(var, "unit", None)  # scalar and ND variables have one
+    unit = f" {unit_name}" if unit_name else ""
     fix = "choose a value inside the range" if what == "input" else _FROM_MODEL
     message = (
         f"{what} {name!r} = {_number(bad)}{where} is outside its range "
@@ -202,7 +203,8 @@ def validate_inputs(
     validated: dict[str, Value] = {}
     lengths: dict[str, int] = {}
     for name, var in by_name.items():
-        value = _validate_one(name, values.get(name, var.default_value), var, warnings)
+        default = cast(Any, var).default_value  # every input class has one
+        value = _validate_one(name, values.get(name, default), var, warnings)
         if isinstance(value, np.ndarray):
             points = _point_count(value, var)
             if points is not None:
@@ -222,14 +224,14 @@ def validate_inputs(
 
 def _is_default(value: Any, var: Variable) -> bool:
     try:
-        given, default = np.asarray(value), np.asarray(var.default_value)
+        given, default = np.asarray(value), np.asarray(cast(Any, var).default_value)
     except ValueError:  # ragged lists
         return False
     return given.shape == default.shape and bool((given == default).all())
 
 
 def _default_text(var: Variable) -> str:
-    default = var.default_value
+    default = cast(Any, var).default_value
     return repr(default.tolist()) if isinstance(default, np.ndarray) else _number(default)
 
 
@@ -374,13 +376,13 @@ def _field(var: Variable) -> tuple[Any, Any]:
     description = _unit_text(var)
     if isinstance(var, NDVariable):
         shape = "x".join(map(str, var.shape))
-        return list, Field(var.default_value.tolist(), description=f"{shape} array, {description}")
+        default = cast(np.ndarray, var.default_value)
+        return list, Field(default.tolist(), description=f"{shape} array, {description}")
     if isinstance(var, EnumVariable):
         return Literal[tuple(var.options)], Field(var.default_value, description=description)
     if not isinstance(var, ScalarVariable):
-        return type(var.default_value), Field(
-            var.default_value, description=description, strict=True
-        )
+        default = cast(Any, var).default_value
+        return type(default), Field(default, description=description, strict=True)
     # Bounds only where an out-of-range value is refused (warn and none let the model run).
     low, high = var.value_range or (None, None)
     if var.default_validation_config != "error":
@@ -392,13 +394,17 @@ def _field(var: Variable) -> tuple[Any, Any]:
 
 def _inputs_model(variables: Sequence[Variable]) -> type[BaseModel]:
     """A pydantic model with one field per settable input: default, bounds and unit."""
-    fields = {var.name: _field(var) for var in variables if not var.read_only}
+    fields: dict[str, Any] = {var.name: _field(var) for var in variables if not var.read_only}
     return create_model(
         "ModelInputs",
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
         __doc__="The model's input values; inputs not given keep their defaults.",
         **fields,
     )
+
+
+if TYPE_CHECKING:
+    ModelInputs = BaseModel  # for the type checker: its fields come from variables.yml
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import yaml
@@ -93,7 +93,7 @@ def load_variables(path: str | os.PathLike[str] | None = None) -> tuple[list, li
     """
     source = VARIABLES_FILE if path is None else path
     try:
-        text = source.read_text(encoding="utf-8") if path is None else _read(path)
+        text = VARIABLES_FILE.read_text(encoding="utf-8") if path is None else _read(path)
     except OSError as exc:
         raise VariablesFileError(
             f"{source}: cannot read the variables file: {exc.strerror or exc}"
@@ -337,8 +337,8 @@ class _File:
             return cls(name=name, **spec)
         except ValidationError as exc:
             error = exc.errors()[0]
-            key = str(error["loc"][0]) if error["loc"] else None
-            fail(key, f"{error['msg']}; fix the value")
+            field = str(error["loc"][0]) if error["loc"] else None
+            fail(field, f"{error['msg']}; fix the value")
         except (TypeError, ValueError) as exc:
             fail(None, f"{exc}; fix the value")
         raise AssertionError("unreachable")
@@ -425,7 +425,8 @@ class _File:
                     "an NDVariable needs a shape; add e.g. shape: [100] (a profile) "
                     "or shape: [64, 64] (an image)",
                 )
-            spec["shape"] = list(np.shape(default))  # older array/image files: from the default
+            # Older array/image files: the shape comes from the default.
+            spec["shape"] = list(np.shape(default))  # type: ignore[arg-type]
         shape = spec["shape"]
         if (
             not isinstance(shape, list | tuple)
@@ -448,7 +449,7 @@ class _File:
             spec["default_value"] = array
 
 
-def is_nd(var: Variable) -> bool:
+def is_nd(var: Variable) -> TypeGuard[NDVariable]:
     """True for array and image variables (lume-base's NDVariable)."""
     return isinstance(var, NDVariable)
 

@@ -21,99 +21,118 @@ actions-toolkit. Both are pinned in scripts/requirements.txt.
 from __future__ import annotations
 
 import argparse
+import ast
 import builtins
 import fnmatch
 import getpass
 import importlib.metadata
 import importlib.util
+import json
 import keyword
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 MARKER = ".github/template.toml"
+BACKUP_PREFIX = ".rename-backup-"
+BACKUP_MANIFEST = "rename-manifest.json"
 WORKFLOWS = ".github/workflows/"
 EXIT_INVALID = 2
 EXIT_FAILED = 1
+EXIT_PARTIAL = 3  # renamed locally, but the GitHub step failed (its commands are printed)
 
-# Import names a package must not shadow: the project's dependencies, its tools, and the
-# folders at the repository's top level (sys.stdlib_module_names covers the stdlib).
-RESERVED_IMPORT_NAMES = frozenset(
-    {
-        "prefect",
-        "yaml",
-        "numpy",
-        "pydantic",
-        "pydantic_core",
-        "pydantic_settings",
-        "pymongo",
-        "bson",
-        "gridfs",
-        "lume_model",
-        "lume_services",
-        "lume_torch",
-        "torch",
-        "pytest",
-        "_pytest",
-        "setuptools",
-        "setuptools_scm",
-        "pkg_resources",
-        "wheel",
-        "pip",
-        "github",
-        "nacl",
-        "actions_toolkit",
-        "requests",
-        "urllib3",
-        "secantusdb",
-        "ruff",
-        "typing_extensions",
-        "fastapi",
-        "httpx",
-        "sqlalchemy",
-        "anyio",
-        "tests",
-        "scripts",
-        "bench",
-        "docs",
-        "build",
-        "dist",
-    }
-)
-# Distributions a project must not be named like (installing it would replace them).
-RESERVED_DISTRIBUTIONS = frozenset(
-    {
-        "prefect",
-        "pyyaml",
-        "numpy",
-        "pydantic",
-        "pydantic-settings",
-        "pymongo",
-        "lume-model",
-        "lume-services",
-        "lume-torch",
-        "torch",
-        "pytest",
-        "setuptools",
-        "setuptools-scm",
-        "wheel",
-        "pip",
-        "pygithub",
-        "pynacl",
-        "actions-toolkit",
-        "requests",
-        "secantusdb",
-        "ruff",
-    }
-)
+# Next to setup.cfg: each runtime and dev dependency (transitively) with its import names,
+# so names are checked where the dependencies are not installed (the setup workflow's
+# Python). Where they are installed, their metadata adds to it (dependency_names).
+DEPENDENCY_NAMES = "dependency-names.txt"
+
+
+def _requirement_names(lines: Iterable[str]) -> list[str]:
+    """Distribution names of requirement lines (comments, extras markers and URLs ignored)."""
+    out = []
+    for line in lines:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if m and not line.lstrip().startswith("#") and "extra ==" not in line:
+            out.append(normalize_distribution(m.group(1)))
+    return out
+
+
+def installed_import_names(dist: importlib.metadata.Distribution) -> set[str]:
+    """Top-level import names an installed distribution provides (top_level.txt or RECORD)."""
+    names = set((dist.read_text("top_level.txt") or "").split())
+    for f in dist.files or []:
+        first = f.parts[0]
+        if first in ("..", "__pycache__") or first.endswith((".dist-info", ".egg-info", ".data")):
+            continue
+        if len(f.parts) > 1:
+            names.add(first)
+        elif first.endswith((".py", ".so", ".pyd")):
+            names.add(first.split(".")[0])
+    return {n for n in names if n.isidentifier()}
+
+
+def dependency_names(root: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(distribution names, import names) listed in DEPENDENCY_NAMES, next to setup.cfg.
+
+    The list, not the installed metadata, is what the rename reads: it holds where the
+    dependencies are not installed, and tests/test_rename.py checks that it covers what
+    installed_dependency_names finds (so it cannot fall behind setup.cfg).
+    """
+    dists: set[str] = set()
+    imports: set[str] = set()
+    listing = root / DEPENDENCY_NAMES
+    if listing.is_file():
+        for line in listing.read_text(encoding="utf-8").splitlines():
+            line = line.split("#")[0]
+            if ":" in line:
+                dist, names = line.split(":", 1)
+                dists.add(normalize_distribution(dist.strip()))
+                imports.update(names.split())
+    return frozenset(dists), frozenset(imports)
+
+
+def installed_dependency_names(root: Path) -> dict[str, set[str]]:
+    """Each runtime and dev dependency of setup.cfg, transitively, with its import names.
+
+    From the installed distributions' metadata; a dependency not installed here maps to
+    an empty set.
+    """
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg", encoding="utf-8")
+    roots = _requirement_names(cfg.get("options", "install_requires", fallback="").splitlines())
+    if cfg.has_section("options.extras_require"):
+        for value in cfg["options.extras_require"].values():
+            roots += _requirement_names(value.splitlines())
+    todo, found = list(roots), {}
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found[name] = set()
+        for candidate in (name, name.replace("-", "_")):
+            try:
+                dist = importlib.metadata.distribution(candidate)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            found[name] = installed_import_names(dist)
+            todo += _requirement_names(dist.requires or [])
+            break
+    return found
+
+
 REGISTRIES = {"ghcr": "ghcr.io", "dockerhub": "docker.io", "scr": "scr.svc.stanford.edu"}
 # What the image workflows read (build_image.yml, build_image_scr.yml): the variable naming
 # the image path on that registry, and the login secrets. ghcr pushes with GITHUB_TOKEN and
@@ -123,8 +142,10 @@ REGISTRY_SECRETS = {
     "dockerhub": ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"),
     "scr": ("SCR_USERNAME", "SCR_TOKEN"),
 }
-# PyGithub options; tests turn retries and throttling off.
-GITHUB_CLIENT_OPTIONS: dict[str, object] = {"timeout": 30}
+# PyGithub options: about 10 s per request and no retries, so a silent or unreachable API
+# costs seconds, not minutes (PyGithub's default retries took 331 s). Tests also turn the
+# write throttling off.
+GITHUB_CLIENT_OPTIONS: dict[str, object] = {"timeout": 10, "retry": None}
 
 
 class NameError_(ValueError):
@@ -138,9 +159,45 @@ class NothingToDo(Exception):
 # --------------------------------------------------------------------------- names
 
 
+# Latin letters NFKD does not decompose into ASCII.
+LATIN_LETTERS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+    }
+)
+
+
+def ascii_fold(text: str) -> str:
+    """Latin letters to ASCII for the derived names: "Émittance" -> "Emittance"."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(LATIN_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def spell_out(text: str) -> str:
+    """Letters without an ASCII form by their Unicode names: "Ω Scan" -> "Omega Scan"."""
+    folded = ascii_fold(text)
+    return "".join(
+        c if c.isascii() else unicodedata.name(c, "").split(" ")[-1].capitalize() for c in folded
+    )
+
+
 def words(text: str) -> list[str]:
     """Split a project name into words: "Beam Size" / "beam-size" -> ["Beam", "Size"]."""
-    return [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
+    return [w for w in re.split(r"[^A-Za-z0-9]+", ascii_fold(text)) if w]
 
 
 def derive_distribution(project_name: str) -> str:
@@ -195,12 +252,17 @@ def _reject(rule: str, value: str, candidates: Iterable[str], check: Callable[[s
 
 
 def check_project_name(name: str) -> None:
-    """Display name: starts with a letter; letters, digits, spaces, ``-_.`` only; 2-64 chars."""
-    cleaned = re.sub(r"^[^A-Za-z]+", "", " ".join(words(name)))[:64]
+    """Display name: starts with a letter; letters, digits, spaces, ``-_.`` only; 2-64 chars.
+
+    Letters may be non-ASCII when they have an ASCII form for the derived names (É -> E).
+    """
+    cleaned = re.sub(r"^[^A-Za-z]+", "", " ".join(words(spell_out(name))))[:64].strip()
     cands = [cleaned, f"{cleaned} Model", "My Model"]
     if not 2 <= len(name) <= 64:
         _reject("project name must be 2 to 64 characters", name, cands, check_project_name)
-    if not re.fullmatch(r"[A-Za-z]([A-Za-z0-9 ._-]*[A-Za-z0-9])?", name):
+    if not (
+        name[0].isalpha() and name[-1].isalnum() and all(c.isalnum() or c in " ._-" for c in name)
+    ):
         _reject(
             "project name must start with a letter, end with a letter or digit, and use only "
             "letters, digits, spaces, '-', '_' and '.'",
@@ -208,16 +270,33 @@ def check_project_name(name: str) -> None:
             cands,
             check_project_name,
         )
+    folded = ascii_fold(name)
+    if not folded.isascii():
+        odd = "".join(sorted({c for c in folded if not c.isascii()}))
+        _reject(
+            f"project name has letters without an ASCII form for the package name ({odd})",
+            name,
+            [spell_out(name)],
+            check_project_name,
+        )
+    if not words(name) or not words(name)[0][0].isalpha():
+        _reject("project name must start with a letter", name, cands, check_project_name)
 
 
-def check_distribution(name: str, old: str) -> None:
+def check_distribution(
+    name: str,
+    old: str,
+    reserved: frozenset[str] = frozenset(),
+    imports: frozenset[str] = frozenset(),
+) -> None:
     """PEP 508 name, already normalized (PEP 503), 2-64 chars, not a dependency's name."""
     base = derive_distribution(name)
     cands = [normalize_distribution(name), base[:64], f"{base}-model", "my-model"]
 
     def again(candidate: str) -> None:
-        check_distribution(candidate, old)
-        check_package(derive_package(candidate), "")  # the package derived from it must pass
+        check_distribution(candidate, old, reserved, imports)
+        # The package derived from it must pass too.
+        check_package(derive_package(candidate), "", imports, frozenset())
 
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
         _reject(
@@ -233,7 +312,7 @@ def check_distribution(name: str, old: str) -> None:
         _reject("distribution name must be 2 to 64 characters", name, cands, again)
     if name == old:
         _reject("distribution name is the template's own: choose yours", name, ["my-model"], again)
-    if name in RESERVED_DISTRIBUTIONS or (name != old and _installed_distribution(name)):
+    if name in reserved or (name != old and _installed_distribution(name)):
         _reject(
             "distribution name is taken by a dependency or an installed distribution",
             name,
@@ -250,13 +329,18 @@ def _installed_distribution(name: str) -> bool:
     return True
 
 
-def check_package(name: str, old: str) -> None:
+def check_package(
+    name: str,
+    old: str,
+    imports: frozenset[str] = frozenset(),
+    folders: frozenset[str] = frozenset(),
+) -> None:
     """Import name: lower-case identifier, not a keyword, stdlib module or dependency import."""
     base = re.sub(r"^[0-9_]+", "", derive_package(name))[:40]
     cands = [base, f"{base}_model", f"{base}_pkg", "my_model"]
 
     def again(candidate: str) -> None:
-        check_package(candidate, old)
+        check_package(candidate, old, imports, folders)
 
     if not name.isascii() or not name.isidentifier():
         _reject("package is not a Python identifier", name, cands, again)
@@ -275,13 +359,10 @@ def check_package(name: str, old: str) -> None:
         _reject("package is a Python keyword", name, cands[1:], again)
     if name in sys.stdlib_module_names:
         _reject("package shadows a standard-library module", name, cands[1:], again)
-    if name in RESERVED_IMPORT_NAMES:
-        _reject(
-            "package shadows a dependency's import name or a top-level folder",
-            name,
-            cands[1:],
-            again,
-        )
+    if name in imports:
+        _reject("package shadows a dependency's import name", name, cands[1:], again)
+    if name in folders:
+        _reject("package shadows a top-level folder of the repository", name, cands[1:], again)
     if name == "lume" or name.startswith("lume_"):
         # Its settings prefix (NAME_) would collide with lume-services' LUME_ variables.
         _reject(
@@ -294,24 +375,36 @@ def check_package(name: str, old: str) -> None:
         _reject("package shadows an installed module", name, cands[1:], again)
 
 
-def check_model_class(name: str) -> None:
-    """Class name: ASCII CapWords identifier, 2-64 chars, not a keyword or builtin."""
+def check_model_class(name: str, reserved: frozenset[str] = frozenset()) -> None:
+    """Class name: ASCII CapWords, 2-64 chars, not a keyword, builtin or a package name.
+
+    ``reserved``: the names the package's modules import or define (reserved_class_names).
+    """
     base = re.sub(r"^[^A-Za-z]+", "", cap_words(name))[:59]
-    cands = [base, f"{base}Model", "MyModel"]
+    cands = [base, f"{base}Model", f"{base}Surrogate", "MyModel"]
+
+    def again(candidate: str) -> None:
+        check_model_class(candidate, reserved)
+
     if not name.isascii() or not name.isidentifier():
-        _reject("model class is not a Python identifier", name, cands, check_model_class)
+        _reject("model class is not a Python identifier", name, cands, again)
     if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
         _reject(
             "model class must be CapWords (a capital first, letters and digits only)",
             name,
             cands,
-            check_model_class,
+            again,
         )
     if not 2 <= len(name) <= 64:
-        _reject("model class must be 2 to 64 characters", name, cands, check_model_class)
-    if keyword.iskeyword(name) or hasattr(builtins, name) or name == "LUMEBaseModel":
+        _reject("model class must be 2 to 64 characters", name, cands, again)
+    if keyword.iskeyword(name) or hasattr(builtins, name):
+        _reject("model class shadows a builtin", name, cands[1:], again)
+    if name in reserved:
         _reject(
-            "model class shadows a builtin or lume-model name", name, cands[1:], check_model_class
+            "model class collides with a name the package imports or defines",
+            name,
+            cands[1:],
+            again,
         )
 
 
@@ -388,6 +481,7 @@ class Settings:
     strip_examples: bool
     dry_run: bool
     ci: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -403,6 +497,7 @@ class Plan:
     replaced: list[str] = field(default_factory=list)  # skeleton replacements
     removed: list[str] = field(default_factory=list)
     leftovers: dict[str, list[str]] = field(default_factory=dict)  # old-name variants kept
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_marker(root: Path) -> dict:
@@ -424,28 +519,53 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip() or None
 
 
-def detect_repository(root: Path) -> str | None:
-    """owner/repo from GITHUB_REPOSITORY, else the git remote 'origin', else None."""
+def detect_repository(root: Path, warnings: list[str]) -> str | None:
+    """owner/repo from GITHUB_REPOSITORY, else a GitHub-like origin URL, else None."""
     env = os.environ.get("GITHUB_REPOSITORY", "")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", env):
         return env
     url = _git(root, "remote", "get-url", "origin") or ""
-    m = re.search(r"[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$", url)
-    return f"{m.group(1)}/{m.group(2)}" if m else None
+    # https://host/owner/repo(.git), ssh://git@host/owner/repo, git@host:owner/repo(.git)
+    m = re.fullmatch(
+        r"(?:[a-z+]+://(?:[^@/]+@)?[^/]+/|[\w.-]+@[\w.-]+:)([\w.-]+)/([\w.-]+?)(?:\.git)?/?",
+        url,
+    )
+    if m and not url.startswith("file:"):
+        return f"{m.group(1)}/{m.group(2)}"
+    if url:
+        warnings.append(
+            f"origin is a local path ({url}), not a GitHub URL: the repository and image "
+            "names cannot be derived from it; pass --repository OWNER/NAME"
+        )
+    return None
 
 
 def resolve_settings(args: argparse.Namespace, root: Path, old: Names) -> Settings:
     """Fill defaults, derive names and validate all of them; raises NameError_."""
-    repository = detect_repository(root)
+    warnings: list[str] = []
+    if args.repository is not None:
+        check_repository(args.repository)
+    repository = args.repository or detect_repository(root, warnings)
     repo_name = repository.split("/")[1] if repository else root.resolve().name
-    project_name = args.project_name or repo_name
+    # None means not given: an empty --project-name "" is refused, not replaced.
+    project_name = repo_name if args.project_name is None else args.project_name
     check_project_name(project_name)
     distribution = args.distribution or derive_distribution(project_name)
-    check_distribution(distribution, old.distribution)
+    reserved_dists, imports = dependency_names(root)
+    check_distribution(distribution, old.distribution, reserved_dists, imports)
     package = args.package or derive_package(distribution)
-    check_package(package, old.package)
+    folders = frozenset(
+        {"build", "dist", "docs", "src"}
+        | {p.name for p in root.iterdir() if p.is_dir() and p.name != old.package}
+    )
+    check_package(package, old.package, imports, folders)
     model_class = args.model_class or derive_model_class(project_name)
-    check_model_class(model_class)
+    check_model_class(model_class, reserved_class_names(root, old))
+    if repository is None:
+        warnings.append(
+            f"no GitHub repository known (GITHUB_REPOSITORY unset, no GitHub origin): using "
+            f"{old.repository.split('/')[0]}/{distribution}; pass --repository OWNER/NAME"
+        )
     owner = repository.split("/")[0] if repository else old.repository.split("/")[0]
     repo = repository.split("/")[1] if repository else distribution
     actor = os.environ.get("GITHUB_ACTOR") or owner
@@ -464,7 +584,51 @@ def resolve_settings(args: argparse.Namespace, root: Path, old: Names) -> Settin
     new = Names(
         project_name, distribution, package, model_class, author, email, f"{owner}/{repo}", image
     )
-    return Settings(new, registry, registry_user, bool(args.strip_examples), args.dry_run, args.ci)
+    return Settings(
+        new,
+        registry,
+        registry_user,
+        bool(args.strip_examples),
+        args.dry_run,
+        args.ci,
+        warnings,
+    )
+
+
+def check_repository(repository: str) -> None:
+    """owner/name as GitHub spells them."""
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}", repository):
+        _reject(
+            "repository must be OWNER/NAME (letters, digits, '-'; the name also '.', '_')",
+            repository,
+            ["someone/" + (derive_distribution(repository) or "my-model")],
+            check_repository,
+        )
+
+
+def reserved_class_names(root: Path, old: Names) -> frozenset[str]:
+    """Names the package's modules (and the skeletons) import or define at module level.
+
+    Read from the code with ast, so a class or import added later is reserved too; the
+    package's own modules only (not its subpackages), where the model class is used. The
+    template's own names are left out: the rename replaces them.
+    """
+    files = [*(root / old.package).glob("*.py"), *(root / ".github" / "template").rglob("*.py")]
+    names: set[str] = set()
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    old_forms = set(old.forms().values())
+    return frozenset(n for n in names if n not in old_forms)
 
 
 # --------------------------------------------------------------------------- planning
@@ -630,7 +794,44 @@ def make_plan(root: Path, marker: dict, old: Names, settings: Settings) -> Plan:
     moved_onto = [n for o, n in plan.moves if os.path.lexists(root / n) and n not in plan.deletes]
     if moved_onto:
         raise ValueError(f"cannot move onto existing paths: {', '.join(moved_onto)}")
+    reformat_python(root, plan)
     return plan
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module next to this script (scripts/ is not a package, and tests load us by path)."""
+    key = f"rename_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def reformat_python(root: Path, plan: Plan) -> None:
+    """Run the project's formatter on the Python files the rename changed (scripts/reformat.py).
+
+    A long name makes lines longer than the project's limit; reformatting only what the
+    rename wrote keeps the fix here instead of in every file of the template.
+    """
+    # Python files, and Markdown files, whose Python code blocks ruff formats too.
+    files = {p: d for p, d in plan.writes.items() if p.endswith((".py", ".pyi", ".md"))}
+    if not files:
+        return
+    reformat = _sibling("reformat")
+    ruff = reformat.ruff_command()
+    if ruff is None:
+        plan.warnings.append(
+            "ruff is not installed here, so the renamed Python files were not reformatted; "
+            "after installing the project run: ruff format . && ruff check --fix ."
+        )
+        return
+    pyproject = plan.writes.get("pyproject.toml") or (root / "pyproject.toml").read_bytes()
+    try:
+        plan.writes.update(reformat.reformat(files, pyproject.decode("utf-8"), ruff))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"cannot reformat the renamed Python files: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- applying
@@ -653,6 +854,12 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
             tmp.unlink()
 
 
+def _link(path: Path, target: str) -> None:
+    """Create one symlink (a moved link keeps its target)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
+
+
 def _backup(src: Path, dst: Path) -> None:
     """Keep the original: a hard link (no data copied), or a copy where links fail."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -668,43 +875,139 @@ def _remove(path: Path) -> None:
     path.unlink()
 
 
-def apply_plan(root: Path, plan: Plan) -> None:
-    """Apply the plan; on any exception restore every touched path exactly, then re-raise."""
-    touched = sorted(set(plan.writes) | set(plan.links) | plan.deletes)
-    # Backup on the same file system (hard links); if the process is killed, the originals
-    # are still in this folder.
-    backup = Path(tempfile.mkdtemp(prefix=".rename-backup-", dir=root))
-    existed: dict[str, bool] = {}
-    dirs_before = {p for p in _parents(root, touched) if p.is_dir()}
-    try:
-        for rel in touched:
-            src = root / rel
-            existed[rel] = os.path.lexists(src)
-            if existed[rel]:
-                _backup(src, backup / rel)
+def _write_manifest(backup: Path, manifest: dict) -> None:
+    """Record what the backup holds, durably, before the first change to the tree."""
+    path = backup / BACKUP_MANIFEST
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _restore_one(saved: Path, target: Path) -> None:
+    """Put one original back, copying from the backup (which stays intact until verified)."""
+    if os.path.lexists(target) and not target.is_dir():
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if saved.is_symlink():
+        os.symlink(os.readlink(saved), target)
+    else:
+        tmp = target.with_name(f".{target.name}.rename-tmp")
+        shutil.copy2(saved, tmp)
+        os.replace(tmp, target)
+
+
+def _same(saved: Path, target: Path) -> bool:
+    """True when target is byte-identical to the saved original (same type, mode, content)."""
+    if not os.path.lexists(target):
+        return False
+    if saved.is_symlink() or target.is_symlink():
+        return (
+            saved.is_symlink()
+            and target.is_symlink()
+            and (os.readlink(saved) == os.readlink(target))
+        )
+    a, b = saved.stat(), target.stat()
+    if stat.S_IMODE(a.st_mode) != stat.S_IMODE(b.st_mode) or a.st_size != b.st_size:
+        return False
+    return saved.read_bytes() == target.read_bytes()
+
+
+class RestoreError(Exception):
+    """Some originals could not be put back: the backup is kept, and this names it."""
+
+    def __init__(self, backup: Path, failures: list[str]) -> None:
+        super().__init__(f"{len(failures)} path(s) not restored")
+        self.backup = backup
+        self.failures = failures
+
+
+def find_backups(root: Path) -> list[Path]:
+    """Backups a rename left behind (an interrupted run, or a rollback that could not finish)."""
+    return sorted(p for p in root.glob(BACKUP_PREFIX + "*") if p.is_dir())
+
+
+def restore(root: Path, backup: Path) -> None:
+    """Put every original in ``backup`` back and delete what the rename created.
+
+    The backup is removed only after every path is verified; otherwise RestoreError.
+    A backup without a manifest was interrupted before the tree was changed.
+    """
+    manifest_path = backup / BACKUP_MANIFEST
+    if not manifest_path.is_file():
+        shutil.rmtree(backup)  # only links or copies of originals that were never changed
+        return
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    failures = []
+    for rel in manifest["touched"]:
+        saved, target = backup / rel, root / rel
         try:
-            for rel in sorted(plan.deletes - set(plan.writes) - set(plan.links)):
-                _remove(root / rel)
-            for rel, data in plan.writes.items():
-                _write_file(root / rel, data, plan.modes[rel])
-            for rel, target in plan.links.items():
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(target, root / rel)
-        except BaseException:
-            for rel in touched:
-                target = root / rel
-                if os.path.lexists(target) or target.is_symlink():
-                    target.unlink()
-                if existed[rel]:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(backup / rel, target)
-            for d in sorted(_parents(root, touched) - dirs_before, key=lambda p: -len(p.parts)):
-                if d.is_dir() and not any(d.iterdir()):
-                    d.rmdir()
-            raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
-    # Committed. Tidy folders the moves emptied (bytecode caches do not keep them alive).
+            if rel in manifest["existed"]:
+                if not _same(saved, target):
+                    _restore_one(saved, target)
+            elif os.path.lexists(target):
+                _remove(target)
+        except OSError as exc:
+            failures.append(f"{rel}: {exc}")
+    # Verify every path before the backup goes: a failed restore must never lose a file.
+    for rel in manifest["touched"]:
+        saved, target = backup / rel, root / rel
+        ok = _same(saved, target) if rel in manifest["existed"] else not os.path.lexists(target)
+        if not ok and not any(f.startswith(f"{rel}: ") for f in failures):
+            failures.append(f"{rel}: differs from the original after restoring")
+    if failures:
+        raise RestoreError(backup, failures)
+    for d in sorted(map(Path, manifest["created_dirs"]), key=lambda p: -len(p.parts)):
+        full = root / d
+        if full.is_dir():
+            shutil.rmtree(full / "__pycache__", ignore_errors=True)
+            if not any(full.iterdir()):
+                full.rmdir()
+    shutil.rmtree(backup)
+
+
+def apply_plan(root: Path, plan: Plan) -> None:
+    """Apply the plan; on any exception restore every touched path exactly, then re-raise.
+
+    The originals are kept in a backup folder in the tree (hard links, same file system)
+    with a manifest written before the first change; it is removed only when the rename
+    succeeded or every original is verified restored. The marker goes last, so a run that
+    is killed leaves both the marker and the backup, and the next run offers --restore.
+    """
+    touched = sorted(set(plan.writes) | set(plan.links) | plan.deletes)
+    backup = Path(tempfile.mkdtemp(prefix=BACKUP_PREFIX, dir=root))
+    try:
+        existed = [rel for rel in touched if os.path.lexists(root / rel)]
+        for rel in existed:
+            _backup(root / rel, backup / rel)
+        created = sorted(
+            p.relative_to(root).as_posix() for p in _parents(root, touched) if not p.exists()
+        )
+        _write_manifest(backup, {"touched": touched, "existed": existed, "created_dirs": created})
+    except BaseException:
+        shutil.rmtree(backup, ignore_errors=True)  # nothing in the tree was changed yet
+        raise
+    # The running script and the marker go last: until then a killed run can be restored.
+    last = sorted(p for p in plan.deletes if p.startswith("scripts/") and p not in plan.writes)
+    last += [MARKER] if MARKER in plan.deletes else []
+    try:
+        for rel in sorted(plan.deletes - set(plan.writes) - set(plan.links) - set(last)):
+            _remove(root / rel)
+        for rel, data in plan.writes.items():
+            _write_file(root / rel, data, plan.modes[rel])
+        for rel, target in plan.links.items():
+            _link(root / rel, target)
+        for rel in last:
+            _remove(root / rel)
+    except BaseException:
+        restore(root, backup)  # RestoreError (backup kept) replaces the original error
+        raise
+    # Committed. The backup is no longer needed; if it cannot go, say so (nothing is lost).
+    try:
+        shutil.rmtree(backup)
+    except OSError as exc:
+        print(f"warning: could not remove the backup {backup}: {exc}; delete it by hand")
+    # Tidy folders the moves emptied (bytecode caches do not keep them alive).
     for d in sorted(_parents(root, plan.deletes), key=lambda p: -len(p.parts)):
         shutil.rmtree(d / "__pycache__", ignore_errors=True)
         if d.is_dir() and d != root and not any(d.iterdir()):
@@ -766,44 +1069,61 @@ def mask(values: Iterable[str | None], ci: bool) -> None:
 
 def push_remote(
     setup: RemoteSetup, repository: str, token: str | None, log: Callable[[str], None]
-) -> None:
-    """Set variables and secrets with PyGithub; whatever cannot be set becomes a gh command."""
+) -> bool:
+    """Set variables and secrets with PyGithub; whatever cannot be set becomes a gh command.
+
+    Runs after the local rename, which it never undoes: any API or network error is
+    reported in one line (never a traceback, never a value) and False is returned.
+    """
     pending_vars = dict(setup.variables)
     pending_secrets = {k: v for k, v in setup.secrets.items() if v is not None}
+    ok = True
     if token:
-        from github import Auth, Github, GithubException
-
-        base_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-        client = Github(auth=Auth.Token(token), base_url=base_url, **GITHUB_CLIENT_OPTIONS)
         try:
-            repo = client.get_repo(repository)
-            for name, value in list(pending_vars.items()):
-                try:
-                    repo.create_variable(name, value)
-                except GithubException as exc:
-                    if exc.status != 409:
-                        raise
-                    if not repo.get_variable(name).edit(value):
-                        raise
-                setup.done.append(f"variable {name}")
-                del pending_vars[name]
-            for name, value in list(pending_secrets.items()):
-                repo.create_secret(name, value)  # sealed with the repository's public key
-                setup.done.append(f"secret {name}")
-                del pending_secrets[name]
-        except GithubException as exc:
-            log(
-                f"warning: the token cannot set repository settings ({exc.status}); "
-                "run the commands below with a token that can"
-            )
-        finally:
-            client.close()
+            from github import Auth, Github, GithubException
+        except ImportError:
+            log("warning: PyGithub is not installed (pip install -r scripts/requirements.txt)")
+            Github = None
+            ok = False
+        if Github is not None:
+            base_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+            client = Github(auth=Auth.Token(token), base_url=base_url, **GITHUB_CLIENT_OPTIONS)
+            try:
+                repo = client.get_repo(repository)
+                for name, value in list(pending_vars.items()):
+                    try:
+                        repo.create_variable(name, value)
+                    except GithubException as exc:
+                        if exc.status != 409 or not repo.get_variable(name).edit(value):
+                            raise
+                    setup.done.append(f"variable {name}")
+                    del pending_vars[name]
+                for name, value in list(pending_secrets.items()):
+                    repo.create_secret(name, value)  # sealed with the repository's public key
+                    setup.done.append(f"secret {name}")
+                    del pending_secrets[name]
+            except GithubException as exc:
+                ok = False
+                log(
+                    f"warning: GitHub refused to set repository settings (HTTP {exc.status}) at "
+                    f"{base_url}; run the commands below with a token that can"
+                )
+            except Exception as exc:  # network: refused, timed out, DNS, TLS, bad answer
+                ok = False
+                reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+                log(
+                    f"warning: cannot reach the GitHub API at {base_url} "
+                    f"({type(exc).__name__}: {reason}); run the commands below when it is back"
+                )
+            finally:
+                client.close()
     for name, value in pending_vars.items():
         setup.commands.append(f"gh variable set {name} --body {shlex.quote(value)}")
     # `gh secret set NAME` prompts for the value without echoing it.
     setup.commands.extend(
         f"gh secret set {name}" for name in setup.secrets if f"secret {name}" not in setup.done
     )
+    return ok
 
 
 # --------------------------------------------------------------------------- reporting
@@ -829,6 +1149,7 @@ def describe_plan(settings: Settings, plan: Plan, old: Names) -> list[str]:
     lines.extend(f"  {p}" for p in plan.removed)
     for path, variants in sorted(plan.leftovers.items()):
         lines.append(f"warning: {path} keeps old-name variants {variants}: edit them by hand")
+    lines.extend(f"warning: {w}" for w in plan.warnings)
     return lines
 
 
@@ -883,7 +1204,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="keep the example model (default)",
     )
+    p.add_argument(
+        "--repository",
+        help="GitHub owner/name (default: GITHUB_REPOSITORY, else the origin remote's URL)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument(
+        "--restore",
+        action="store_true",
+        help=f"put back the originals kept in {BACKUP_PREFIX}* by a rename that did not finish",
+    )
     p.add_argument(
         "--ci",
         action="store_true",
@@ -914,10 +1244,88 @@ def read_ci_inputs(args: argparse.Namespace) -> None:
         args.dry_run = core.get_boolean_input("dry_run")
 
 
+def default_root() -> Path:
+    """The repository: this script's parent's parent (also when run from inside a backup)."""
+    root = Path(__file__).resolve().parent.parent
+    return root.parent if root.name.startswith(BACKUP_PREFIX) else root
+
+
+def restore_command(root: Path, backup: Path) -> str:
+    """The command that runs --restore, from the backup's copy if the script is gone."""
+    script = Path("scripts/rename.py")
+    if not (root / script).is_file():
+        script = backup.relative_to(root) / script
+    return f"python {script} --restore"
+
+
+def report_restore_error(root: Path, exc: RestoreError, what: str) -> None:
+    """What could not be restored, where the originals are, and how to finish by hand."""
+    err = sys.stderr
+    print(f"error: {what}; {len(exc.failures)} path(s) could not be restored:", file=err)
+    for failure in exc.failures:
+        print(f"  {failure}", file=err)
+    print(f"nothing is lost: every original is in {exc.backup}", file=err)
+    print("to recover: fix the cause above (permissions, a mount, chattr +i), then run", file=err)
+    print(f"  {restore_command(root, exc.backup)}", file=err)
+    print(
+        f"or copy each listed path back from {exc.backup.name}/ by hand and delete that folder",
+        file=err,
+    )
+
+
+def run_restore(root: Path) -> int:
+    """--restore: put back the originals of an interrupted or half rolled-back rename."""
+    backups = find_backups(root)
+    if not backups:
+        print(f"nothing to restore: no {BACKUP_PREFIX}* folder in {root}")
+        return 0
+    for backup in backups:
+        try:
+            restore(root, backup)
+        except RestoreError as exc:
+            report_restore_error(root, exc, f"restoring from {backup.name} failed")
+            return EXIT_FAILED
+        print(f"restored every original from {backup.name} and removed it")
+    return 0
+
+
+def remove_stale_artifacts(root: Path, old: Names) -> list[str]:
+    """Delete build output of the old name (ignored by git, so the plan did not move it)."""
+    stale = [root / f"{old.package}.egg-info", root / f"{old.distribution}.egg-info"]
+    pkg = root / old.package
+    if pkg.is_dir():
+        stale += [pkg / "_version.py", *pkg.rglob("__pycache__")]
+    removed = []
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            path.unlink()
+        else:
+            continue
+        removed.append(path.relative_to(root).as_posix())
+    for d in sorted(pkg.rglob("*"), key=lambda p: -len(p.parts)) if pkg.is_dir() else []:
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if pkg.is_dir() and not any(pkg.iterdir()):
+        pkg.rmdir()
+    return removed
+
+
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
-    """Run the rename; returns the exit code (0 done or nothing to do, 2 bad name, 1 failed)."""
+    """Run the rename; exit code 0 done or nothing to do, 2 bad name, 1 failed, 3 partly done."""
     args = build_parser().parse_args(argv)
-    root = (root or Path(__file__).resolve().parent.parent).resolve()
+    root = (root or default_root()).resolve()
+    if args.restore:
+        return run_restore(root)
+    backups = find_backups(root)
+    if backups:
+        print(
+            f"error: a previous rename did not finish: {backups[0].name}/ holds the originals; "
+            f"run `{restore_command(root, backups[0])}` to put the tree back, then rename again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.ci:
         read_ci_inputs(args)
     try:
@@ -927,6 +1335,14 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         _ci_outputs(args.ci, {"changed": "false"})
         return 0
     old = Names(**marker["names"])
+    if not (root / old.package).is_dir():
+        print(
+            f"error: {MARKER} is present but {old.package}/ is missing: this tree was changed by "
+            "hand or half renamed without a backup; restore it with git (`git status`, then "
+            "`git checkout -- .`) and run the rename again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
         settings = resolve_settings(args, root, old)
     except NameError_ as exc:
@@ -937,6 +1353,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     token = os.environ.get("TEMPLATE_SETUP_TOKEN") or os.environ.get("GH_TOKEN")
     # Registry tokens and the GitHub token; account names stay readable (they are public).
     mask([v for k, v in setup.secrets.items() if k.endswith("_TOKEN")] + [token], args.ci)
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
     try:
         plan = make_plan(root, marker, old, settings)
     except (OSError, ValueError) as exc:
@@ -950,14 +1368,30 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         return 0
     try:
         apply_plan(root, plan)
+    except RestoreError as exc:
+        cause = exc.__context__
+        report_restore_error(root, exc, f"the rename failed ({cause!r}) and so did its rollback")
+        return EXIT_FAILED
     except Exception as exc:
         print(
-            f"error: rename failed and was rolled back, the tree is unchanged: {exc!r}",
+            f"error: the rename failed and was rolled back (every original verified restored, "
+            f"the tree is unchanged): {exc!r}",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    print(f"renamed to {settings.new.project_name!r}; {MARKER} removed")
-    push_remote(setup, settings.new.repository, token, print)
+    print(f"renamed to {settings.new.project_name!r}; {MARKER} and the rename script removed")
+    removed = remove_stale_artifacts(root, old)
+    if not args.ci:
+        # The old editable install still points at the old package and entry points.
+        stale = ", ".join(removed) or "none found"
+        print(f"removed build output of the old name: {stale}")
+        uninstall = (
+            f"pip uninstall -y {old.distribution} && "
+            if _installed_distribution(old.distribution)
+            else ""
+        )
+        print(f"reinstall the renamed project: {uninstall}pip install -e '.[dev]'")
+    ok = push_remote(setup, settings.new.repository, token, print)
     if setup.commands:
         print("to finish, run (GitHub CLI, in this repository):")
         for command in setup.commands:
@@ -973,9 +1407,10 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
             "package": new.package,
             "model_class": new.model_class,
             "image": new.image,
+            "github_settings": "done" if ok else "failed",
         },
     )
-    return 0
+    return 0 if ok else EXIT_PARTIAL
 
 
 def _ci_outputs(ci: bool, outputs: dict[str, str]) -> None:

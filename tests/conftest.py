@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: real components, no fakes (see PLAN.md)."""
+"""Shared pytest fixtures: real components, no fakes (README: Development)."""
 
 from collections.abc import Iterator
 

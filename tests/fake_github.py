@@ -6,8 +6,10 @@ on. It rejects requests without the expected bearer token (401), serves the repo
 public key with a key_id from a real libsodium key pair it holds, rejects a secret whose
 key_id is wrong or whose value is not a base64 sealed box for that key (422), answers
 variable creation with 201 and 409 when the variable exists, updates with PATCH (204),
-and 404s on anything else. It decrypts every secret it accepts, so a test can prove the
-value round-trips.
+and 404s on anything else. A second token plays the workflow's GITHUB_TOKEN: it may disable
+and dispatch workflows (204, recorded; a dispatch needs a string ``ref``) but gets 403 on
+secrets and variables, as GitHub answers it. It decrypts every secret it accepts, so a test
+can prove the value round-trips.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class FakeGitHubState:
     variables: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # decrypted values
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
+    workflow_token: str | None = None  # GITHUB_TOKEN: workflows only
+    disabled: list[str] = field(default_factory=list)  # workflow files disabled
+    dispatches: list[tuple[str, str]] = field(default_factory=list)  # (workflow file, ref)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,12 +67,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         auth = self.headers.get("Authorization", "")
-        if auth not in (f"token {self.state.token}", f"Bearer {self.state.token}"):
-            self._send(401, {"message": "Bad credentials", "status": "401"})
-            return
         repo = self.state.repository
         base = f"/repos/{repo}"
         path = self.path.split("?")[0]
+        workflow = self.state.workflow_token
+        if workflow and auth in (f"token {workflow}", f"Bearer {workflow}"):
+            self._workflow_call(base, path)
+            return
+        if auth not in (f"token {self.state.token}", f"Bearer {self.state.token}"):
+            self._send(401, {"message": "Bad credentials", "status": "401"})
+            return
         if self.command == "GET" and path == base:
             owner, name = repo.split("/")
             self._send(
@@ -123,6 +132,25 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self._send(404, {"message": "Not Found"})
 
+    def _workflow_call(self, base: str, path: str) -> None:
+        """What GITHUB_TOKEN (actions: write) may do: disable and dispatch, nothing else."""
+        m = re.fullmatch(
+            rf"{re.escape(base)}/actions/workflows/([\w.-]+)/(disable|dispatches)", path
+        )
+        if m is None:
+            self._send(403, {"message": "Resource not accessible by integration"})
+            return
+        name, action = m.groups()
+        body = self._body()
+        if action == "disable" and self.command == "PUT":
+            self.state.disabled.append(name)
+            self._send(204)
+        elif action == "dispatches" and self.command == "POST" and isinstance(body.get("ref"), str):
+            self.state.dispatches.append((name, body["ref"]))
+            self._send(204)
+        else:
+            self._send(422, {"message": "Invalid request"})
+
     def _put_secret(self, name: str, body: dict) -> None:
         if body.get("key_id") != self.state.key_id:
             self._send(422, {"message": "Bad key_id"})
@@ -143,8 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeGitHub:
     """Serve the fake on 127.0.0.1 (free port) in a thread; use as a context manager."""
 
-    def __init__(self, token: str, repository: str) -> None:
-        self.state = FakeGitHubState(token=token, repository=repository)
+    def __init__(self, token: str, repository: str, workflow_token: str | None = None) -> None:
+        self.state = FakeGitHubState(
+            token=token, repository=repository, workflow_token=workflow_token
+        )
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

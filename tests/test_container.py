@@ -331,7 +331,7 @@ def test_package_installed_without_build_leftovers(docker: Docker, image: str) -
 def test_default_command_writes_result_to_mounted_directory(
     docker: Docker, image: str, results_dir: Path
 ) -> None:
-    """The image's CMD (the example flow run), as uid 1000, no network but loopback."""
+    """The image's CMD (the default flow run), as uid 1000, no network but loopback."""
     proc = run(
         docker,
         image,

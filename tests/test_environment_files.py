@@ -278,11 +278,11 @@ def test_dependency_added_to_setup_cfg_only_fails(project: Path) -> None:
 
 
 def test_dev_tool_added_to_setup_cfg_only_fails(project: Path) -> None:
-    edit(project / "setup.cfg", "    ruff==", "    mypy==1.18.2\n    ruff==")
+    edit(project / "setup.cfg", "    ruff==", "    coverage==7.6.0\n    ruff==")
     problems = check_all(project)
     assert problems == [
-        "dev-environment.yml: mypy==1.18.2 from setup.cfg is missing "
-        "(add 'mypy==1.18.2' or a pip entry 'mypy==1.18.2')"
+        "dev-environment.yml: coverage==7.6.0 from setup.cfg is missing "
+        "(add 'coverage==7.6.0' or a pip entry 'coverage==7.6.0')"
     ]
 
 

@@ -232,7 +232,7 @@ def test_older_lume_model_spelling_is_converted_with_one_message(
           size:
             type: scalar
             units: mm
-          screen:
+          camera:
             type: image
             default: [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
             axis_labels: [x, y]
