@@ -1,88 +1,151 @@
-"""Command line: ``python -m my_package run | evaluate | describe | serve``.
+"""Command line: ``my-package`` (or ``python -m my_package``) ``run | evaluate | describe``.
 
 ``run`` goes through Prefect (the flow in flow.py); ``evaluate`` does the same
 steps in plain Python, for fast iteration; both validate inputs the same way and
-write the same result files. Heavy modules are imported inside the commands, so
-``--help`` answers at once and never imports Prefect.
+write the same result files. Before any expensive work both run the pre-flight
+checks (preflight.py), so a mistake costs a second, not Prefect's start-up.
+Heavy modules are imported inside the commands, so ``--help`` answers at once.
+
+Adding a subcommand: write ``add_NAME(commands)`` (below, or in your own module)
+that calls ``commands.add_parser(...)`` and ``set_defaults(handler=...)``, and list
+it in ``SUBCOMMANDS``. A handler takes the parsed arguments and returns the exit
+code (None: 0). Raise ``my_package.errors.UserError`` (or a subclass) for a
+mistake the user can fix: ``main`` prints it as one ``error:`` line, no traceback.
 """
 
 import argparse
+import difflib
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from my_package.config import TargetName
+from my_package.errors import UserError
 
-EPILOG = """examples:
-  python -m my_package run
-  python -m my_package run --set NAME=VALUE --set NAME=VALUE
-  python -m my_package evaluate --scan NAME=START:STOP:NUM
-  python -m my_package run --target mongodb      # LUME_RESULTS_DB__HOST etc. from the environment
-  python -m my_package describe --markdown
+PROG = "my-package"
+DEBUG_ENV = "MY_PACKAGE_DEBUG"  # set to 1 to see the traceback of a user error
+EPILOG = f"""examples:
+  {PROG} run
+  {PROG} run --set NAME=VALUE --set NAME=VALUE
+  {PROG} evaluate --scan NAME=START:STOP:NUM
+  {PROG} run --target mongodb      # LUME_RESULTS_DB__HOST etc. from the environment
+  {PROG} describe --markdown
+
+A mistake prints one "error:" line and exits 2 (usage, input, setting) or 1 (a
+service that does not answer); --debug or {DEBUG_ENV}=1 shows the traceback.
 """
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A command-line argument that cannot be understood."""
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked, from installed metadata (no heavy import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from my_package import __version__
+
+        def installed(name: str) -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "not installed"
+
+        # lume-base replaces lume-model as the LUME foundation: show whichever is installed.
+        lume = [f"{name} {installed(name)}" for name in ("lume-base", "lume-model")]
+        lume = [text for text in lume if not text.endswith("not installed")] or lume[:1]
+        parser.exit(
+            message=f"{PROG} {__version__} (model my_package.model.MyPackageModel; "
+            f"{', '.join(lume)}, prefect {installed('prefect')}, "
+            f"python {sys.version.split()[0]})\n"
+        )
+
+
+def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an input variable (repeatable); the others keep their defaults",
+    )
+    cmd.add_argument(
+        "--scan",
+        dest="scans",
+        action="append",
+        default=[],
+        metavar="NAME=START:STOP:NUM",
+        help="scan an input over NUM evenly spaced values (repeatable: a grid)",
+    )
+    cmd.add_argument(
+        "--target",
+        choices=("filesystem", "mongodb"),
+        help="where to save the result (default: MY_PACKAGE_TARGET, else filesystem)",
+    )
+    cmd.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="filesystem target's directory (default: MY_PACKAGE_OUTPUT_DIR, else ./results)",
+    )
+
+
+def add_run(commands: Any) -> None:
+    help_text = "run the Prefect flow: validate, evaluate, save the result"
+    cmd = commands.add_parser("run", help=help_text, description=help_text)
+    _add_model_arguments(cmd)
+    cmd.set_defaults(handler=command_run)
+
+
+def add_evaluate(commands: Any) -> None:
+    help_text = "the same steps without Prefect, for fast iteration"
+    cmd = commands.add_parser("evaluate", help=help_text, description=help_text)
+    _add_model_arguments(cmd)
+    cmd.set_defaults(handler=command_evaluate)
+
+
+def add_describe(commands: Any) -> None:
+    help_text = "list the model's variables"
+    cmd = commands.add_parser("describe", help=help_text, description=help_text)
+    form = cmd.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="print README.md's table")
+    form.add_argument("--json", action="store_true", help="print the variables as JSON")
+    cmd.set_defaults(handler=command_describe)
+
+
+# The subcommands, in --help's order: one registering function each.
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_run, add_evaluate, add_describe]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept free of heavy imports)."""
     parser = argparse.ArgumentParser(
-        prog="python -m my_package",
+        prog=PROG,
         description="Run the my_package LUME model, locally or as a Prefect flow.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show tracebacks (or set {DEBUG_ENV}=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, help_text in (
-        ("run", "run the Prefect flow: validate, evaluate, save the result"),
-        ("evaluate", "the same steps without Prefect, for fast iteration"),
-    ):
-        cmd = commands.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument(
-            "--set",
-            dest="assignments",
-            action="append",
-            default=[],
-            metavar="NAME=VALUE",
-            help="set an input variable (repeatable); the others keep their defaults",
-        )
-        cmd.add_argument(
-            "--scan",
-            dest="scans",
-            action="append",
-            default=[],
-            metavar="NAME=START:STOP:NUM",
-            help="scan an input over NUM evenly spaced values (repeatable: a grid)",
-        )
-        cmd.add_argument(
-            "--target",
-            choices=("filesystem", "mongodb"),
-            help="where to save the result (default: MY_PACKAGE_TARGET, else filesystem)",
-        )
-        cmd.add_argument(
-            "--output-dir",
-            metavar="DIR",
-            help="filesystem target's directory (default: MY_PACKAGE_OUTPUT_DIR, else ./results)",
-        )
-    serve = commands.add_parser(
-        "serve", help="serve the model online as EPICS PVs (needs the 'online' extra)"
-    )
-    serve.add_argument(
-        "--prefix", help="PV name prefix (default: MY_PACKAGE_PV_PREFIX, else MY_PACKAGE:)"
-    )
-    serve.add_argument(
-        "--protocol",
-        choices=("pva", "ca", "both"),
-        default="both",
-        help="PVAccess, Channel Access or both (default)",
-    )
-    describe = commands.add_parser("describe", help="list the model's variables")
-    describe.add_argument("--markdown", action="store_true", help="print README.md's table")
+    for register in SUBCOMMANDS:
+        register(commands)
     return parser
+
+
+# --------------------------------------------------------------------------- --set / --scan
 
 
 def _split(text: str, option: str) -> tuple[str, str]:
@@ -92,6 +155,20 @@ def _split(text: str, option: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def _check_names(names: Sequence[str], option: str) -> None:
+    """Unknown input names, with a "did you mean" for a near miss."""
+    from my_package.variables import load_variables
+
+    valid = [var.name for var in load_variables()[0]]
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"{option}: unknown input {name!r}{hint}; valid inputs are: {', '.join(valid)}"
+            )
+
+
 def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple[dict, dict]:
     """``--set`` and ``--scan`` texts as input values and ScanRanges."""
     from my_package.validation import ScanRange
@@ -99,16 +176,27 @@ def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple
     values: dict[str, float] = {}
     for text in assignments:
         name, value = _split(text, "--set")
+        if name in values:
+            raise UsageError(f"--set {name} is given twice; give each input once")
         try:
             values[name] = float(value)
         except ValueError:
             raise UsageError(f"--set {text!r}: {value!r} is not a number") from None
-    texts = dict(_split(text, "--scan") for text in scans)
-    scan = {name: ScanRange.parse(value) for name, value in texts.items()}
+    scan: dict[str, ScanRange] = {}
+    for text in scans:
+        name, value = _split(text, "--scan")
+        if name in scan:
+            raise UsageError(f"--scan {name} is given twice; give each input once")
+        scan[name] = ScanRange.parse(value, label=f"--scan {text!r}")
+    _check_names(list(values), "--set")
+    _check_names(list(scan), "--scan")
     both = sorted(set(values) & set(scan))
     if both:
         raise UsageError(f"{', '.join(both)} is both --set and --scan; use one of them")
     return values, scan
+
+
+# --------------------------------------------------------------------------- commands
 
 
 def _summary(outputs: dict[str, Any]) -> str:
@@ -135,94 +223,140 @@ def _describe_ref(ref: Any) -> str:
     return f"Result saved to MongoDB collection {ref.project_name!r}, id {ref.location}"
 
 
-def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
+def _preflight(args: argparse.Namespace, *, prefect: bool) -> tuple[dict, dict, Any]:
+    """Inputs, scan, settings and target, all checked before any expensive work."""
+    import numpy as np
+
+    from my_package import preflight
+    from my_package.validation import check_scan_size, validate_inputs
+
+    values, scan = parse_assignments(args.assignments, args.scans)
+    check_scan_size(scan)
+    validate_inputs(values)
+    for name, axis in scan.items():  # each axis alone: cheap, whatever the grid's size
+        validate_inputs({**values, name: np.linspace(axis.start, axis.stop, axis.num)})
+    settings = preflight.check(args.target, args.output_dir, prefect=prefect)
+    return values, scan, settings
+
+
+def command_evaluate(args: argparse.Namespace) -> None:
     """Validate, evaluate and save without Prefect."""
-    from my_package.config import Settings
+    values, scan, settings = _preflight(args, prefect=False)
     from my_package.model import MyPackageModel
     from my_package.results import Result
     from my_package.targets import save_result
     from my_package.validation import collect_inputs
 
-    settings = Settings()
     model = MyPackageModel()
     inputs = collect_inputs(values, scan, model.input_variables)
     outputs = model.evaluate(inputs)
     result = Result(
         project_name=settings.project_name, flow_id="local", inputs=inputs, outputs=outputs
     )
-    ref = save_result(result, settings, target)
+    ref = save_result(result, settings, settings.target)
     print(_summary(outputs))
     print(_describe_ref(ref))
 
 
-def command_run(values: dict, scan: dict, target: str | None) -> None:
-    """Validate here (fails fast, before Prefect starts), then run the flow."""
-    from my_package.validation import ModelInputs, collect_inputs
-
-    collect_inputs(values, scan)
-    # A local run of a scientific model should not phone home; export these to override.
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+def command_run(args: argparse.Namespace) -> None:
+    """Pre-flight checks (before Prefect is imported), then the flow."""
+    values, scan, settings = _preflight(args, prefect=True)
+    if args.output_dir is not None:
+        # The flow reads its settings from the environment: pass the flag on.
+        os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from my_package.flow import my_package_flow
+    from my_package.validation import ModelInputs
 
-    updates: dict[str, Any] = {}
+    updates = {}
     if not PREFECT_API_URL.value():
         # No Prefect server configured: this run's API is a temporary one that ends with
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
         updates["flows.heartbeat_frequency"] = None
     with temporary_settings(updates=updates):
-        # argparse's choices already limited target to the TargetName values.
-        name = cast("TargetName | None", target)
-        ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=name)
+        ref = my_package_flow(
+            inputs=ModelInputs(**values), scan=scan or None, target=settings.target
+        )
     if not scan:
-        from my_package.config import Settings
         from my_package.targets import load_result
 
-        print(_summary(load_result(ref, Settings()).outputs))
+        print(_summary(load_result(ref, settings).outputs))
     print(_describe_ref(ref))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m my_package``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        from my_package.online import command_serve
+def command_describe(args: argparse.Namespace) -> None:
+    """The variables: a text table, README's Markdown table, or JSON."""
+    if args.json:
+        import json
 
-        return command_serve(args.prefix, args.protocol)
-    from my_package.errors import VariablesFileError
+        from my_package.variables import load_variables
 
-    if args.command == "describe":
-        from my_package.variables import describe_table
+        inputs, outputs = load_variables()
+        document = {
+            "inputs": [var.model_dump(mode="json") for var in inputs],
+            "outputs": [var.model_dump(mode="json") for var in outputs],
+        }
+        print(json.dumps(document, indent=2))
+        return
+    from my_package.variables import describe_table
 
-        try:
-            print(describe_table(markdown=args.markdown))
-        except VariablesFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
+    print(describe_table(markdown=args.markdown))
 
-    from pydantic import ValidationError
 
+# --------------------------------------------------------------------------- main
+
+
+def _user_error_code(exc: BaseException) -> int | None:
+    """The exit code for a mistake the user can fix; None for a bug (shown in full)."""
+    if isinstance(exc, UserError):
+        return exc.exit_code
+    # Other modules' documented user-facing errors, imported only when something failed.
     from my_package.targets import TargetError
     from my_package.validation import InputValidationError, ModelOutputError
 
+    known = {InputValidationError: 2, TargetError: 1, ModelOutputError: 1}
+    return next((code for cls, code in known.items() if isinstance(exc, cls)), None)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM as Ctrl-C: Prefect marks the flow run and atexit stops its temporary server.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``my-package`` and ``python -m my_package``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if _in_main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        if args.output_dir:
-            os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
-        values, scan = parse_assignments(args.assignments, args.scans)
-        command = command_run if args.command == "run" else command_evaluate
-        command(values, scan, args.target)
-    except (UsageError, InputValidationError, VariablesFileError) as exc:
+        return args.handler(args) or 0
+    except KeyboardInterrupt as exc:
+        name = str(exc) or "SIGINT"
+        print(
+            f"interrupted ({name}): stopped the run and any temporary Prefect server; "
+            "a result saved before this stays, a partial one is never written",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`describe | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        code = _user_error_code(exc)
+        if code is None or debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:  # settings from the environment, or a flow parameter
-        print(f"error: invalid setting or parameter:\n{exc}", file=sys.stderr)
-        return 2
-    except (TargetError, ModelOutputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return code
+
+
+def _in_main_thread() -> bool:
+    """Signal handlers can only be set from the main thread (tests may call main elsewhere)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -17,7 +17,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from my_package.config import Settings, TargetName
+from my_package.config import TargetName, load_settings
 from my_package.model import MyPackageModel
 from my_package.results import Result
 from my_package.targets import ResultRef, is_transient, save_result
@@ -58,7 +58,7 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 def save(result: Result, target: TargetName | None) -> ResultRef:
     """Save the result; saving the same result again returns the stored one."""
     # Settings are read here, not passed in, so no password is ever a task parameter.
-    return save_result(result, Settings(), target)
+    return save_result(result, load_settings(target), target)
 
 
 def _cell(value: Any, index: int | None) -> float | str:
@@ -116,7 +116,7 @@ def my_package_flow(
     values = validate(inputs, scan)
     outputs = evaluate(values)
     result = Result(
-        project_name=Settings().project_name,
+        project_name=load_settings(target).project_name,
         flow_id=str(flow_run.id),
         inputs=values,
         outputs=outputs,

@@ -147,7 +147,20 @@ class MongoTarget:
     def address(self) -> str:
         return f"{self.db.host}:{self.db.port}"
 
+    def ping(self) -> None:
+        """Check that the server answers and accepts the credentials within the timeout."""
+        self._call(lambda: self._connect().admin.command("ping"), "answer a ping")
+
     def _collection(self, name: str) -> Any:
+        collection = self._connect()[self.db.database][name]
+        if name not in self._indexed:
+            # Idempotent; upstream lume-services never creates it, so duplicates crept in.
+            collection.create_index("unique_hash", unique=True)
+            self._indexed.add(name)
+        return collection
+
+    def _connect(self) -> Any:
+        """The client, created on first use."""
         if self._client is None:
             from bson.codec_options import TypeRegistry
             from pymongo import MongoClient
@@ -174,12 +187,7 @@ class MongoTarget:
                 appname="my_package",
                 **options,
             )
-        collection = self._client[self.db.database][name]
-        if name not in self._indexed:
-            # Idempotent; upstream lume-services never creates it, so duplicates crept in.
-            collection.create_index("unique_hash", unique=True)
-            self._indexed.add(name)
-        return collection
+        return self._client
 
     def save(self, result: Result) -> ResultRef:
         from pymongo.errors import DuplicateKeyError

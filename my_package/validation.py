@@ -15,6 +15,7 @@ each input with its default, bounds and unit.
 """
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -326,15 +327,45 @@ class ScanRange(BaseModel):
     num: int = Field(ge=1, le=MAX_SCAN_POINTS)
 
     @classmethod
-    def parse(cls, text: str) -> "ScanRange":
-        """Parse ``START:STOP:NUM``, the command line's form."""
-        parts = text.split(":")
+    def parse(cls, text: str, label: str | None = None) -> "ScanRange":
+        """Parse ``START:STOP:NUM``, the command line's form; errors in plain words.
+
+        ``label`` starts an error message (default ``scan 'TEXT'``), e.g. the option.
+        """
+        label = label or f"scan {text!r}"
+        parts = [part.strip() for part in text.split(":")]
         if len(parts) != 3:
-            raise InputValidationError(f"scan {text!r} is not START:STOP:NUM, e.g. 0.1:2.0:50")
-        try:
-            return cls(start=float(parts[0]), stop=float(parts[1]), num=int(parts[2]))
-        except ValueError as exc:
-            raise InputValidationError(f"scan {text!r} is not START:STOP:NUM: {exc}") from None
+            raise InputValidationError(f"{label} is not START:STOP:NUM, e.g. 0.1:2.0:50")
+        bounds = []
+        for name, part in zip(("START", "STOP"), parts[:2], strict=True):
+            try:
+                bounds.append(float(part))
+            except ValueError:
+                bounds.append(math.nan)
+            if not math.isfinite(bounds[-1]):
+                raise InputValidationError(f"{label}: {name} {part!r} must be a finite number")
+        num = parts[2]
+        if not num.isdigit() or not 1 <= int(num) <= MAX_SCAN_POINTS:
+            raise InputValidationError(
+                f"{label}: NUM {num!r} must be a whole number from 1 to {MAX_SCAN_POINTS:,}"
+            )
+        return cls(start=bounds[0], stop=bounds[1], num=int(num))
+
+
+def grid_points(scan: Mapping[str, ScanRange]) -> int:
+    """The number of points of a scan's grid (a Python int: no overflow, whatever the sizes)."""
+    return math.prod(s.num for s in scan.values())
+
+
+def check_scan_size(scan: Mapping[str, ScanRange]) -> None:
+    """Refuse a grid of more than MAX_SCAN_POINTS points, before anything is allocated."""
+    total = grid_points(scan)
+    if total > MAX_SCAN_POINTS:
+        sizes = " x ".join(f"{s.num:,}" for s in scan.values())
+        raise InputValidationError(
+            f"the scan has {sizes} = {total:,} points, more than {MAX_SCAN_POINTS:,}; "
+            "use fewer points per variable (or raise MAX_SCAN_POINTS in validation.py)"
+        )
 
 
 def expand_scan(scan: Mapping[str, ScanRange]) -> dict[str, np.ndarray]:
@@ -344,12 +375,7 @@ def expand_scan(scan: Mapping[str, ScanRange]) -> dict[str, np.ndarray]:
     """
     if not scan:
         return {}
-    total = int(np.prod([s.num for s in scan.values()], dtype=np.int64))
-    if total > MAX_SCAN_POINTS:
-        raise InputValidationError(
-            f"the scan has {total:,} points, more than {MAX_SCAN_POINTS:,}; "
-            "use fewer points per variable"
-        )
+    check_scan_size(scan)
     axes = [np.linspace(s.start, s.stop, s.num) for s in scan.values()]
     if len(axes) == 1:
         return {next(iter(scan)): axes[0]}
