@@ -44,6 +44,13 @@ class UsageError(UserError):
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line like every other mistake."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 class _VersionAction(argparse.Action):
     """``--version``: computed only when asked, from installed metadata (no heavy import)."""
 
@@ -64,11 +71,11 @@ class _VersionAction(argparse.Action):
         # lume-base replaces lume-model as the LUME foundation: show whichever is installed.
         lume = [f"{name} {installed(name)}" for name in ("lume-base", "lume-model")]
         lume = [text for text in lume if not text.endswith("not installed")] or lume[:1]
-        parser.exit(
-            message=f"{PROG} {__version__} (model my_package.model.MyPackageModel; "
-            f"{', '.join(lume)}, prefect {installed('prefect')}, "
-            f"python {sys.version.split()[0]})\n"
+        print(
+            f"{PROG} {__version__} (model my_package.model.MyPackageModel; "
+            f"{', '.join(lume)}, prefect {installed('prefect')}, python {sys.version.split()[0]})"
         )
+        parser.exit()
 
 
 def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -129,7 +136,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [add_run, add_evaluate, add_describe]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept free of heavy imports)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Run the my_package LUME model, locally or as a Prefect flow.",
         epilog=EPILOG,
@@ -333,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _in_main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
+        return code
     except KeyboardInterrupt as exc:
         name = str(exc) or "SIGINT"
         print(

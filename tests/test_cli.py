@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from my_package.cli import main
 from my_package.variables import is_nd, load_variables
 
 # Names, defaults and ranges come from variables.yml, so these tests hold for any model.
@@ -82,60 +81,41 @@ def test_set_values_reach_the_result(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["inputs"][FIRST.name] == value
 
 
-ABOVE, BELOW = HIGH + (HIGH - LOW), LOW - (HIGH - LOW)
-OUTSIDE = f"'{FIRST.name}' = {ABOVE!r} is outside its range [{LOW!r}, {HIGH!r}]{UNIT}"
-needs_range = pytest.mark.skipif(FIRST.value_range is None, reason="no value_range")
-BOTH = ["--set", f"{FIRST.name}={LOW}", "--scan", f"{FIRST.name}={LOW}:{HIGH}:3"]
+# Mistakes (bad inputs, settings, services, usage) are tested row by row in test_cli_errors.py.
 
 
-def _case(args: list[str], message: str, *marks: pytest.MarkDecorator) -> object:
-    return pytest.param(args, message, marks=marks, id=" ".join(args))
+def test_version_names_package_model_and_libraries(tmp_path: Path) -> None:
+    proc = cli("--version", cwd=tmp_path)
+    assert proc.returncode == 0
+    from my_package import __version__
+
+    line = proc.stdout.strip()
+    assert line.startswith(f"my-package {__version__} (model my_package.model.MyPackageModel;")
+    from importlib.metadata import version
+
+    assert f"prefect {version('prefect')}" in line
 
 
-BAD_ARGS = [
-    _case(["--set", f"{FIRST.name}={ABOVE}"], OUTSIDE, needs_range),
-    _case(["--set", f"{FIRST.name}=abc"], "'abc' is not a number"),
-    _case(["--set", FIRST.name], "expected NAME=VALUE"),
-    _case(["--set", "nope=1"], f"unknown input 'nope'; valid inputs are: {ALL_INPUTS[0].name}"),
-    _case(["--set", f"{FIRST.name}=nan"], f"'{FIRST.name}' is nan"),
-    _case(["--scan", f"{LAST.name}=1:2"], "not START:STOP:NUM"),
-    _case(
-        ["--scan", f"{FIRST.name}={BELOW}:{LOW}:5"],
-        f"'{FIRST.name}' = {BELOW!r} at index 0",
-        needs_range,
-    ),
-    _case(BOTH, "both --set and --scan"),
-]
+def test_console_script_and_describe_json(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("my-package")
+    proc = subprocess.run(
+        [str(script), "describe", "--json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [v["name"] for v in document["inputs"]] == [var.name for var in ALL_INPUTS]
+    assert [v["name"] for v in document["outputs"]] == [var.name for var in OUTPUTS]
+    first = next(v for v in document["inputs"] if v["name"] == FIRST.name)
+    assert first["default_value"] == FIRST.default_value
 
 
-@pytest.mark.parametrize("command", ["evaluate", "run"])
-@pytest.mark.parametrize(("args", "message"), BAD_ARGS)
-def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture, command: str, args: list[str], message: str
-) -> None:
-    # In-process: the CLI refuses these before Prefect or any target is touched.
-    os.chdir(tmp_path)
-    assert main([command, *args]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
-    assert err.count("\n") == 1  # one line, no traceback
-    assert list(tmp_path.iterdir()) == []
+def test_subcommands_are_registered_in_one_list() -> None:
+    from my_package.cli import SUBCOMMANDS, build_parser
 
-
-def test_bad_setting_from_environment(tmp_path: Path) -> None:
-    proc = cli("evaluate", cwd=tmp_path, env={"MY_PACKAGE_TARGET": "s3"})
-    assert proc.returncode == 2
-    assert "MY_PACKAGE_TARGET" in proc.stderr and "Traceback" not in proc.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_unwritable_output_dir_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("not a directory")
-    proc = cli("evaluate", "--output-dir", "file/sub", cwd=tmp_path)
-    assert proc.returncode == 1
-    # The last line (a variables file in an older spelling adds a note before it).
-    assert proc.stderr.splitlines()[-1].startswith("error: ") and "file/sub" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    # A new subcommand is one function in SUBCOMMANDS; --help lists them in that order.
+    help_text = build_parser().format_help()
+    names = [register.__name__.removeprefix("add_") for register in SUBCOMMANDS]
+    assert all(name in help_text for name in names)
 
 
 def test_describe_lists_every_variable(tmp_path: Path) -> None:
