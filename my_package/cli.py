@@ -15,7 +15,9 @@ mistake the user can fix: ``main`` prints it as one ``error:`` line, no tracebac
 
 import argparse
 import difflib
+import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -275,10 +277,15 @@ def command_run(args: argparse.Namespace) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from my_package.flow import my_package_flow
+
+    _quiet_user_errors_on_console()
     from my_package.validation import ModelInputs
 
     updates = {}
     if not PREFECT_API_URL.value():
+        from my_package.local_server import start_temporary_server
+
+        start_temporary_server()  # its logs to a file: see local_server.py
         # No Prefect server configured: this run's API is a temporary one that ends with
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
@@ -292,6 +299,38 @@ def command_run(args: argparse.Namespace) -> None:
 
         print(_summary(load_result(ref, settings).outputs))
     print(_describe_ref(ref))
+
+
+class _UserErrorFilter(logging.Filter):
+    """Drops Prefect's console records of a user error (the CLI prints it as one line).
+
+    Only the console's: the Prefect API (and so the UI) still gets every record, and any
+    other exception keeps its traceback.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        names, stack = set(), list(_known_user_errors())
+        while stack:  # the user-error classes and all their subclasses, by name
+            cls = stack.pop()
+            names.add(cls.__name__)
+            stack.extend(cls.__subclasses__())
+        # A task's end: "Finished in state Failed('Task run encountered an exception X: ...')"
+        self.state_message = re.compile(rf"encountered an exception ({'|'.join(names)}):")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            return _user_error_code(exc) is None
+        return not (record.levelno >= logging.ERROR and self.state_message.search(record.msg))
+
+
+def _quiet_user_errors_on_console() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_UserErrorFilter())
 
 
 def command_describe(args: argparse.Namespace) -> None:
@@ -316,16 +355,23 @@ def command_describe(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def _known_user_errors() -> dict[type[BaseException], int]:
+    """The documented user-facing errors and their exit codes (UserError's own is its attribute).
+
+    Other modules' errors are imported only when something failed or a flow runs.
+    """
+    from my_package.targets import TargetError
+    from my_package.validation import InputValidationError, ModelOutputError
+
+    return {UserError: 2, InputValidationError: 2, TargetError: 1, ModelOutputError: 1}
+
+
 def _user_error_code(exc: BaseException) -> int | None:
     """The exit code for a mistake the user can fix; None for a bug (shown in full)."""
     if isinstance(exc, UserError):
         return exc.exit_code
-    # Other modules' documented user-facing errors, imported only when something failed.
-    from my_package.targets import TargetError
-    from my_package.validation import InputValidationError, ModelOutputError
-
-    known = {InputValidationError: 2, TargetError: 1, ModelOutputError: 1}
-    return next((code for cls, code in known.items() if isinstance(exc, cls)), None)
+    known = _known_user_errors().items()
+    return next((code for cls, code in known if isinstance(exc, cls)), None)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -244,3 +244,32 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
+
+
+@pytest.mark.slow
+def test_user_error_inside_the_flow_is_one_line_too(
+    tmp_path: Path, mongo_server: tuple[str, int]
+) -> None:
+    """A mistake only the save can find (a scan too large for one MongoDB document):
+    Prefect's own console records of it are dropped, the CLI prints one line."""
+    host, port = mongo_server
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+        "LUME_RESULTS_DB__HOST": host,
+        "LUME_RESULTS_DB__PORT": str(port),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    # >= 2 arrays (one input, one output) x 1.1 M points x 16 bytes: over 16 MB for any model.
+    scan = f"{FIRST.name}={LOW}:{HIGH}:1100000"
+    proc = subprocess.run(
+        [SCRIPT, "run", "--target", "mongodb", "--scan", scan],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "too large" in lines[0]

@@ -1,0 +1,122 @@
+"""Stopping `run` (SIGTERM, Ctrl-C) leaves nothing behind: no process, no bound port.
+
+`run` is started in its own process group (as a shell starts a job), killed at
+several moments, and then its group is searched in /proc: Prefect's temporary
+server (uvicorn, a child process) must be gone and its port free again.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from my_package.variables import load_variables
+
+FIRST = load_variables()[0][0]
+LOW, HIGH = FIRST.value_range
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),
+]
+
+
+def group_members(pgid: int) -> dict[int, str]:
+    """The live processes of process group ``pgid``: pid -> command line."""
+    members = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members[int(entry.name)] = (entry / "cmdline").read_text().replace("\0", " ")
+        except (OSError, IndexError):
+            continue  # exited while we looked
+    return members
+
+
+def server_port(members: dict[int, str]) -> int | None:
+    for cmdline in members.values():
+        found = re.search(r"uvicorn .*--port (\d+)", cmdline)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def healthy(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+# When to send the signal: (wait for the temporary server's process, wait until it
+# answers, then seconds more). "flow running": the scan takes several seconds.
+MOMENTS = {
+    "early": (False, False, 0.3),  # imports and pre-flight checks
+    "server starting": (True, False, 0.0),
+    "flow running": (True, True, 1.0),
+}
+CASES = [(signal.SIGTERM, moment) for moment in MOMENTS] + [(signal.SIGINT, "flow running")]
+
+
+@pytest.mark.parametrize(("signum", "moment"), CASES, ids=[f"{s.name}-{m}" for s, m in CASES])
+def test_killed_run_leaves_no_process_and_no_port(
+    tmp_path: Path, signum: signal.Signals, moment: str
+) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    # A large scan, so the flow is still running when the signal comes.
+    args = ["run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:2000000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "my_package", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell job
+    )
+    wait_server, wait_healthy, delay = MOMENTS[moment]
+    port = None
+    try:
+        while (wait_server and port is None) or (wait_healthy and not healthy(port)):
+            assert proc.poll() is None, f"run ended before the signal: {proc.stderr.read()}"
+            port = port or server_port(group_members(proc.pid))
+            time.sleep(0.05)
+        time.sleep(delay)
+        assert proc.poll() is None, "run ended before the signal"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"interrupted ({signum.name})"), err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 10  # the server's own exit may take a moment
+    while group_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group_members(proc.pid) == {}
+    if port is not None:
+        assert port_is_free(port)
+    # Nothing half-written: either no result or whole, valid JSON files.
+    assert list((tmp_path / "results").rglob("*.tmp")) == []
