@@ -178,9 +178,15 @@ def _check_names(names: Sequence[str], option: str) -> None:
             )
 
 
-def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple[dict, dict]:
-    """``--set`` and ``--scan`` texts as input values and ScanRanges."""
-    from my_package.validation import ScanRange
+def parse_assignments(
+    assignments: Sequence[str], scans: Sequence[str]
+) -> tuple[dict[str, float], dict[str, tuple[float, float, int]]]:
+    """``--set`` and ``--scan`` texts as numbers: values, and (START, STOP, NUM) by name.
+
+    Only the texts are checked here (no heavy import): the names and values are checked
+    against variables.yml later, by :func:`check_inputs`.
+    """
+    from my_package.scan_text import check_grid_size, parse_scan
 
     values: dict[str, float] = {}
     for text in assignments:
@@ -191,18 +197,35 @@ def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple
             values[name] = float(value)
         except ValueError:
             raise UsageError(f"--set {text!r}: {value!r} is not a number") from None
-    scan: dict[str, ScanRange] = {}
+    scan: dict[str, tuple[float, float, int]] = {}
     for text in scans:
         name, value = _split(text, "--scan")
         if name in scan:
             raise UsageError(f"--scan {name} is given twice; give each input once")
-        scan[name] = ScanRange.parse(value, label=f"--scan {text!r}")
-    _check_names(list(values), "--set")
-    _check_names(list(scan), "--scan")
+        scan[name] = parse_scan(value, label=f"--scan {text!r}")
     both = sorted(set(values) & set(scan))
     if both:
         raise UsageError(f"{', '.join(both)} is both --set and --scan; use one of them")
+    check_grid_size(num for _, _, num in scan.values())
     return values, scan
+
+
+def check_inputs(values: dict[str, float], scan: dict[str, tuple[float, float, int]]) -> dict:
+    """Check names and values against variables.yml; the scan as ScanRanges.
+
+    Each scanned axis is validated alone: cheap, whatever the size of the grid.
+    """
+    import numpy as np
+
+    from my_package.validation import ScanRange, validate_inputs
+
+    _check_names(list(values), "--set")
+    _check_names(list(scan), "--scan")
+    ranges = {name: ScanRange(start=a, stop=b, num=n) for name, (a, b, n) in scan.items()}
+    validate_inputs(values)
+    for name, axis in ranges.items():
+        validate_inputs({**values, name: np.linspace(axis.start, axis.stop, axis.num)})
+    return ranges
 
 
 # --------------------------------------------------------------------------- commands
@@ -233,18 +256,16 @@ def _describe_ref(ref: Any) -> str:
 
 
 def _preflight(args: argparse.Namespace, *, prefect: bool) -> tuple[dict, dict, Any]:
-    """Inputs, scan, settings and target, all checked before any expensive work."""
-    import numpy as np
+    """Everything checked before any expensive work, cheapest first.
 
+    The texts, the settings, the target and the services need no numpy or lume (whose
+    import is most of a second); the inputs are checked against variables.yml last.
+    """
     from my_package import preflight
-    from my_package.validation import check_scan_size, validate_inputs
 
-    values, scan = parse_assignments(args.assignments, args.scans)
-    check_scan_size(scan)
-    validate_inputs(values)
-    for name, axis in scan.items():  # each axis alone: cheap, whatever the grid's size
-        validate_inputs({**values, name: np.linspace(axis.start, axis.stop, axis.num)})
+    values, scan_texts = parse_assignments(args.assignments, args.scans)
     settings = preflight.check(args.target, args.output_dir, prefect=prefect)
+    scan = check_inputs(values, scan_texts)
     return values, scan, settings
 
 

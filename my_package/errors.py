@@ -22,3 +22,11 @@ class ServiceError(UserError):
 
 class VariablesFileError(UserError, ValueError):
     """variables.yml (or another variables file) cannot be used as it is written."""
+
+
+class InputValidationError(UserError, ValueError):
+    """An input the model must not run on. The message names the variable and the fix.
+
+    Defined here, not in validation.py, so the CLI can refuse a bad scan text before it
+    imports numpy and lume; ``my_package.validation.InputValidationError`` is this class.
+    """

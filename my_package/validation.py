@@ -15,7 +15,6 @@ each input with its default, bounds and unit.
 """
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -23,13 +22,13 @@ import numpy as np
 from lume.variables import EnumVariable, IntVariable, NDVariable, ScalarVariable, Variable
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from my_package.errors import InputValidationError
+from my_package.scan_text import MAX_SCAN_POINTS, check_grid_size, parse_scan
 from my_package.variables import load_variables
 
-# A guard against a scan that would not fit in memory (10^7 points x 8 variables
-# x 8 bytes is 640 MB); raise it if your machine and model allow more.
-MAX_SCAN_POINTS = 10_000_000
-# The same guard for what a scan returns: points x values per point (an NDVariable output
-# counts its size). 10^8 float64 values are 800 MB of arrays and about 2 GB of saved JSON.
+# The same guard as MAX_SCAN_POINTS (scan_text.py) for what a scan returns: points x values
+# per point (an NDVariable output counts its size). 10^8 float64 values are 800 MB of
+# arrays and about 2 GB of saved JSON.
 MAX_SCAN_VALUES = 100_000_000
 # The outputs' key for the warnings of `default_validation_config: warn` variables: saved
 # with the result (a leading underscore: no variable can have this name).
@@ -38,10 +37,6 @@ WARNINGS_KEY = "_warnings"
 Value = float | int | np.ndarray
 
 log = logging.getLogger(__name__)
-
-
-class InputValidationError(ValueError):
-    """An input the model must not run on. The message names the variable and the fix."""
 
 
 class ModelOutputError(RuntimeError):
@@ -332,40 +327,8 @@ class ScanRange(BaseModel):
 
         ``label`` starts an error message (default ``scan 'TEXT'``), e.g. the option.
         """
-        label = label or f"scan {text!r}"
-        parts = [part.strip() for part in text.split(":")]
-        if len(parts) != 3:
-            raise InputValidationError(f"{label} is not START:STOP:NUM, e.g. 0.1:2.0:50")
-        bounds = []
-        for name, part in zip(("START", "STOP"), parts[:2], strict=True):
-            try:
-                bounds.append(float(part))
-            except ValueError:
-                bounds.append(math.nan)
-            if not math.isfinite(bounds[-1]):
-                raise InputValidationError(f"{label}: {name} {part!r} must be a finite number")
-        num = parts[2]
-        if not num.isdigit() or not 1 <= int(num) <= MAX_SCAN_POINTS:
-            raise InputValidationError(
-                f"{label}: NUM {num!r} must be a whole number from 1 to {MAX_SCAN_POINTS:,}"
-            )
-        return cls(start=bounds[0], stop=bounds[1], num=int(num))
-
-
-def grid_points(scan: Mapping[str, ScanRange]) -> int:
-    """The number of points of a scan's grid (a Python int: no overflow, whatever the sizes)."""
-    return math.prod(s.num for s in scan.values())
-
-
-def check_scan_size(scan: Mapping[str, ScanRange]) -> None:
-    """Refuse a grid of more than MAX_SCAN_POINTS points, before anything is allocated."""
-    total = grid_points(scan)
-    if total > MAX_SCAN_POINTS:
-        sizes = " x ".join(f"{s.num:,}" for s in scan.values())
-        raise InputValidationError(
-            f"the scan has {sizes} = {total:,} points, more than {MAX_SCAN_POINTS:,}; "
-            "use fewer points per variable (or raise MAX_SCAN_POINTS in validation.py)"
-        )
+        start, stop, num = parse_scan(text, label)
+        return cls(start=start, stop=stop, num=num)
 
 
 def expand_scan(scan: Mapping[str, ScanRange]) -> dict[str, np.ndarray]:
@@ -375,7 +338,7 @@ def expand_scan(scan: Mapping[str, ScanRange]) -> dict[str, np.ndarray]:
     """
     if not scan:
         return {}
-    check_scan_size(scan)
+    check_grid_size(s.num for s in scan.values())
     axes = [np.linspace(s.start, s.stop, s.num) for s in scan.values()]
     if len(axes) == 1:
         return {next(iter(scan)): axes[0]}

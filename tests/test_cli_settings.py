@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from lume.variables import ScalarVariable
 
 from my_package import config
 from my_package.config import SettingsError, load_settings
 from my_package.variables import load_variables
 
-FIRST = load_variables()[0][0]
+FIRST = next(v for v in load_variables()[0] if not v.read_only and isinstance(v, ScalarVariable))
 
 
 @pytest.fixture(autouse=True)

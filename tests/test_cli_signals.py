@@ -16,11 +16,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from lume.variables import ScalarVariable
 
 from my_package.variables import load_variables
 
-FIRST = load_variables()[0][0]
-LOW, HIGH = FIRST.value_range
+# The first settable scalar input, scanned over its range (or around its default).
+FIRST = next(v for v in load_variables()[0] if not v.read_only and isinstance(v, ScalarVariable))
+LOW, HIGH = FIRST.value_range or (FIRST.default_value - 1, FIRST.default_value + 1)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),
