@@ -363,10 +363,15 @@ def command_describe(args: argparse.Namespace) -> None:
 
         inputs, outputs = load_variables()
         document = {
-            "inputs": [var.model_dump(mode="json") for var in inputs],
-            "outputs": [var.model_dump(mode="json") for var in outputs],
+            "inputs": [var.model_dump() for var in inputs],
+            "outputs": [var.model_dump() for var in outputs],
         }
-        print(json.dumps(document, indent=2))
+
+        # Array defaults (NDVariable) are numpy arrays: lists in JSON; anything else as text.
+        def plain(value: Any) -> Any:
+            return value.tolist() if hasattr(value, "tolist") else str(value)
+
+        print(json.dumps(document, indent=2, default=plain))
         return
     from my_package.variables import describe_table
 
