@@ -15,7 +15,6 @@ mistake the user can fix: ``main`` prints it as one ``error:`` line, no tracebac
 
 import argparse
 import difflib
-import logging
 import os
 import re
 import signal
@@ -261,9 +260,9 @@ def _preflight(args: argparse.Namespace, *, prefect: bool) -> tuple[dict, dict, 
     The texts, the settings, the target and the services need no numpy or lume (whose
     import is most of a second); the inputs are checked against variables.yml last.
     """
-    from my_package import preflight
-
     values, scan_texts = parse_assignments(args.assignments, args.scans)
+    from my_package import preflight  # pydantic-settings: after the texts, which need nothing
+
     settings = preflight.check(args.target, args.output_dir, prefect=prefect)
     scan = check_inputs(values, scan_texts)
     return values, scan, settings
@@ -322,36 +321,34 @@ def command_run(args: argparse.Namespace) -> None:
     print(_describe_ref(ref))
 
 
-class _UserErrorFilter(logging.Filter):
-    """Drops Prefect's console records of a user error (the CLI prints it as one line).
+def _quiet_user_errors_on_console() -> None:
+    """Drop Prefect's console records of a user error: the CLI prints it as one line.
 
     Only the console's: the Prefect API (and so the UI) still gets every record, and any
-    other exception keeps its traceback.
+    other exception keeps its traceback. (Defined here: ``logging`` is not imported
+    until Prefect is.)
     """
+    import logging
 
-    def __init__(self) -> None:
-        super().__init__()
-        names, stack = set(), list(_known_user_errors())
-        while stack:  # the user-error classes and all their subclasses, by name
-            cls = stack.pop()
-            names.add(cls.__name__)
-            stack.extend(cls.__subclasses__())
-        # A task's end: "Finished in state Failed('Task run encountered an exception X: ...')"
-        self.state_message = re.compile(rf"encountered an exception ({'|'.join(names)}):")
+    from prefect.logging.handlers import PrefectConsoleHandler
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    names, stack = set(), list(_known_user_errors())
+    while stack:  # the user-error classes and all their subclasses, by name
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    # A task's end: "Finished in state Failed('Task run encountered an exception X: ...')"
+    state_message = re.compile(rf"encountered an exception ({'|'.join(names)}):")
+
+    def keep(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             return _user_error_code(exc) is None
-        return not (record.levelno >= logging.ERROR and self.state_message.search(record.msg))
-
-
-def _quiet_user_errors_on_console() -> None:
-    from prefect.logging.handlers import PrefectConsoleHandler
+        return not (record.levelno >= logging.ERROR and state_message.search(str(record.msg)))
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            handler.addFilter(_UserErrorFilter())
+            handler.addFilter(keep)
 
 
 def command_describe(args: argparse.Namespace) -> None:

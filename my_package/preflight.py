@@ -55,8 +55,6 @@ def check_output_dir(directory: Path, source: str) -> None:
 
 def check_mongodb(settings: Settings) -> None:
     """The results database answers a ping (and accepts the credentials) within its timeout."""
-    from my_package.targets import MongoTarget, TargetError
-
     db = settings.results_db
     if "://" not in db.host and "," not in db.host:
         # A plain TCP connect first: a refused port fails in milliseconds, not after
@@ -70,6 +68,8 @@ def check_mongodb(settings: Settings) -> None:
                 "LUME_RESULTS_DB__HOST / LUME_RESULTS_DB__PORT to a running server, "
                 "or use --target filesystem"
             ) from None
+    from my_package.targets import MongoTarget, TargetError  # pymongo: only past the probe
+
     try:
         with MongoTarget(db) as mongo:
             mongo.ping()
