@@ -192,6 +192,10 @@ def _many(cmd: list[str], work: Path, env: dict[str, str], n: int, together: boo
     outputs += [(proc.communicate()[0], proc.returncode) for proc in procs]
     elapsed = time.perf_counter() - start
     failed = sum(code != 0 for _, code in outputs)
+    for out, code in outputs:
+        if code != 0:  # say why, once
+            print(f"    a failed run's last line: {out.decode().strip().splitlines()[-1][:200]}")
+            break
     errors = sum(out.count(b"| ERROR ") + out.count(b"Traceback") for out, _ in outputs)
     return elapsed, failed, errors
 

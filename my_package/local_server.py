@@ -8,8 +8,9 @@ call and stops it at exit. Starting it ourselves, before the flow, does two thin
   and it logs "Error flushing ... CancelledError" tracebacks that say nothing about
   the run (more often when several runs share the machine). Nothing is lost: every
   server message is in the file, with the pid of the server that wrote it.
-- On a PREFECT_HOME whose database was never set up, the first server migrates it
-  while the others wait on a lock (concurrent migrations race and log errors).
+- Several runs at once start their servers one at a time (a lock in PREFECT_HOME):
+  overlapping starts compete for the CPU and can each pass Prefect's start-up timeout
+  on a busy machine, and on a new home they race in the database migration.
 
 A PREFECT_LOGGING_SETTINGS_PATH of your own is respected: then the logs are yours.
 """
@@ -22,7 +23,6 @@ from pathlib import Path
 from my_package.errors import ServiceError
 
 LOG_NAME = "temporary-server.log"
-_MIGRATED = ".my_package-database-ready"  # written once the first server has answered
 
 
 def _logging_config(log: Path) -> dict:
@@ -71,24 +71,21 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _first_start_lock(home: Path) -> Iterator[None]:
-    """Hold a lock while the first server ever started for ``home`` migrates its database."""
-    if (home / _MIGRATED).exists():
-        yield
-        return
+def _start_lock(home: Path) -> Iterator[None]:
+    """One server start at a time per PREFECT_HOME (released once it answers).
+
+    Starts that overlap compete for the CPU and can each run past Prefect's start-up
+    timeout on a busy machine, and on a new home they race in the database migration.
+    One at a time, each start is quick; the runs themselves still overlap.
+    """
     try:
         import fcntl
-    except ImportError:  # not POSIX: no lock, Prefect's servers recover from the race
+    except ImportError:  # not POSIX: no lock
         yield
         return
     with open(home / ".my_package-server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if (home / _MIGRATED).exists():  # another run migrated it while we waited
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            yield
-            return
         yield
-        (home / _MIGRATED).touch()
 
 
 def start_temporary_server() -> Path:
@@ -106,7 +103,7 @@ def start_temporary_server() -> Path:
         _write_atomically(config, yaml.safe_dump(_logging_config(log), sort_keys=False))
         environment["PREFECT_LOGGING_SETTINGS_PATH"] = str(config)
     try:
-        with _first_start_lock(home), _environment(**environment):
+        with _start_lock(home), _environment(**environment):
             SubprocessASGIServer().start()
     except Exception as exc:
         raise ServiceError(

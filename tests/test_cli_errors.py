@@ -279,6 +279,8 @@ def test_user_error_inside_the_flow_is_one_line_too(
         "LUME_RESULTS_DB__PORT": str(port),
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # The 1.1 M-point run is slow on a shared machine: give Prefect's server time to start.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
     }
     # >= 2 arrays (one input, one output) x 1.1 M points x 16 bytes: over 16 MB for any model.
     scan = f"{FIRST.name}={LOW}:{HIGH}:1100000"

@@ -53,7 +53,10 @@ def server_port(members: dict[int, str]) -> int | None:
 
 
 def port_is_free(port: int) -> bool:
+    """Nobody listens on ``port`` (connections of the dead server may linger in TIME_WAIT)."""
     with socket.socket() as sock:
+        # SO_REUSEADDR: bind despite TIME_WAIT, still refused while a socket listens there.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
