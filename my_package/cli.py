@@ -1,4 +1,4 @@
-"""Command line: ``my-package`` (or ``python -m my_package``) ``run | evaluate | describe``.
+"""Command line: ``my-package`` (or ``python -m my_package``) ``run | evaluate | serve | describe``.
 
 ``run`` goes through Prefect (the flow in flow.py); ``evaluate`` does the same
 steps in plain Python, for fast iteration; both validate inputs the same way and
@@ -122,6 +122,21 @@ def add_evaluate(commands: Any) -> None:
     cmd.set_defaults(handler=command_evaluate)
 
 
+def add_serve(commands: Any) -> None:
+    help_text = "serve the model online as EPICS PVs (needs the 'online' extra)"
+    cmd = commands.add_parser("serve", help=help_text, description=help_text)
+    cmd.add_argument(
+        "--prefix", help="PV name prefix (default: MY_PACKAGE_PV_PREFIX, else MY_PACKAGE:)"
+    )
+    cmd.add_argument(
+        "--protocol",
+        choices=("pva", "ca", "both"),
+        default="both",
+        help="PVAccess, Channel Access or both (default)",
+    )
+    cmd.set_defaults(handler=command_serve)
+
+
 def add_describe(commands: Any) -> None:
     help_text = "list the model's variables"
     cmd = commands.add_parser("describe", help=help_text, description=help_text)
@@ -132,7 +147,7 @@ def add_describe(commands: Any) -> None:
 
 
 # The subcommands, in --help's order: one registering function each.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_run, add_evaluate, add_describe]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_run, add_evaluate, add_serve, add_describe]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,6 +364,13 @@ def _quiet_user_errors_on_console() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
             handler.addFilter(keep)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    """The model online (online.py, which reports its own errors)."""
+    from my_package.online import command_serve as serve
+
+    return serve(args.prefix, args.protocol)
 
 
 def command_describe(args: argparse.Namespace) -> None:
