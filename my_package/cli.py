@@ -68,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="filesystem target's directory (default: MY_PACKAGE_OUTPUT_DIR, else ./results)",
         )
+        # A scan's chunks and workers (my_package/chunks.py; README: Scaling up).
+        scale = cmd.add_argument_group("scans in parallel (default: the model's, else 1 thread)")
+        scale.add_argument("--workers", type=int, metavar="N", help="chunks evaluated at once")
+        scale.add_argument(
+            "--processes",
+            action="store_true",
+            default=None,
+            help="worker processes, not threads (CPU-bound pure-Python models)",
+        )
+        scale.add_argument("--chunk-size", type=int, metavar="K", help="points per chunk")
+        scale.add_argument(
+            "--dask", metavar="ADDRESS", help="on a Dask cluster: tcp://HOST:PORT, or local:N"
+        )
+        if name == "run":
+            scale.add_argument(
+                "--chunk-retries", type=int, metavar="N", help="retries of a failing chunk"
+            )
     serve = commands.add_parser(
         "serve", help="serve the model online as EPICS PVs (needs the 'online' extra)"
     )
@@ -135,8 +152,9 @@ def _describe_ref(ref: Any) -> str:
     return f"Result saved to MongoDB collection {ref.project_name!r}, id {ref.location}"
 
 
-def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
+def command_evaluate(values: dict, scan: dict, target: str | None, parallel: Any) -> None:
     """Validate, evaluate and save without Prefect."""
+    from my_package.chunks import scan_in_pool
     from my_package.config import Settings
     from my_package.model import MyPackageModel
     from my_package.results import Result
@@ -146,7 +164,10 @@ def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
     settings = Settings()
     model = MyPackageModel()
     inputs = collect_inputs(values, scan, model.input_variables)
-    outputs = model.evaluate(inputs)
+    if scan:
+        outputs = scan_in_pool(MyPackageModel, inputs, list(scan), parallel)
+    else:
+        outputs = model.evaluate(inputs)
     result = Result(
         project_name=settings.project_name, flow_id="local", inputs=inputs, outputs=outputs
     )
@@ -155,11 +176,15 @@ def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
     print(_describe_ref(ref))
 
 
-def command_run(values: dict, scan: dict, target: str | None) -> None:
+def command_run(values: dict, scan: dict, target: str | None, parallel: Any) -> None:
     """Validate here (fails fast, before Prefect starts), then run the flow."""
+    from my_package.chunks import plan, scan_length
+    from my_package.model import MyPackageModel
     from my_package.validation import ModelInputs, collect_inputs
 
-    collect_inputs(values, scan)
+    inputs = collect_inputs(values, scan)
+    if scan:
+        plan(scan_length(inputs, list(scan)), parallel, MyPackageModel)
     # A local run of a scientific model should not phone home; export these to override.
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -177,7 +202,9 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
     with temporary_settings(updates=updates):
         # argparse's choices already limited target to the TargetName values.
         name = cast("TargetName | None", target)
-        ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=name)
+        ref = my_package_flow(
+            inputs=ModelInputs(**values), scan=scan or None, target=name, parallel=parallel
+        )
     if not scan:
         from my_package.config import Settings
         from my_package.targets import load_result
@@ -207,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pydantic import ValidationError
 
+    from my_package.chunks import ChunkError, ParallelOptionsError, ScanInterrupted, options
     from my_package.targets import TargetError
     from my_package.validation import InputValidationError, ModelOutputError
 
@@ -214,11 +242,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.output_dir:
             os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
         values, scan = parse_assignments(args.assignments, args.scans)
+        retries = getattr(args, "chunk_retries", None)  # run only: evaluate never retries
+        parallel = options(args.workers, args.processes, args.chunk_size, args.dask, retries)
         command = command_run if args.command == "run" else command_evaluate
-        command(values, scan, args.target)
-    except (UsageError, InputValidationError, VariablesFileError) as exc:
+        command(values, scan, args.target, parallel)
+    except ScanInterrupted as exc:
+        again = (
+            f"run the same command again to compute only the other {exc.total - exc.done}"
+            if args.command == "run"
+            else "evaluate keeps nothing: use run --scan, which resumes"
+        )
+        print(f"interrupted: {exc.done} of {exc.total} chunks done; {again}", file=sys.stderr)
+        return 130
+    except (UsageError, InputValidationError, VariablesFileError, ParallelOptionsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ChunkError as exc:
+        keep = "; the other chunks are kept: run again to compute only the failed ones"
+        print(f"error: {exc}{keep if args.command == 'run' else ''}", file=sys.stderr)
+        return 1
     except ValidationError as exc:  # settings from the environment, or a flow parameter
         print(f"error: invalid setting or parameter:\n{exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,89 @@
+"""A scan's progress on stderr: a bar (points, rate, ETA) on a terminal, plain lines otherwise.
+
+Used by ``evaluate --scan`` and by the flow (so ``run --scan`` shows it too); the flow also
+keeps a Prefect progress artifact for the UI. Plain lines go to logs and pipes, at most
+about twenty per scan.
+"""
+
+import sys
+import time
+from typing import IO, Any
+
+PLAIN_LINES = 20
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+class ScanProgress:
+    """Counts a scan's finished chunks and shows points done, rate and time left."""
+
+    def __init__(self, points: int, chunks: int, stream: IO[str] | None = None) -> None:
+        self.points, self.chunks = points, chunks
+        self.points_done = self.chunks_done = self.cached = 0
+        self._stream = stream or sys.stderr
+        self._start = time.monotonic()
+        self._shown = 0  # plain lines: how many twentieths were printed
+        self._bar: Any = None
+        if self._stream.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("scan"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("points, {task.fields[rate]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=self._stream),
+                transient=False,
+            )
+            self._task = self._bar.add_task("scan", total=points, rate="-")
+            self._bar.start()
+
+    def rate(self) -> float:
+        """Points per second since the start (cached chunks count: they are done)."""
+        return self.points_done / max(time.monotonic() - self._start, 1e-9)
+
+    def advance(self, points: int, cached: bool = False) -> None:
+        """One chunk of ``points`` points finished (``cached``: taken from an earlier run)."""
+        self.points_done += points
+        self.chunks_done += 1
+        self.cached += cached
+        rate = self.rate()
+        if self._bar is not None:
+            self._bar.update(self._task, advance=points, rate=f"{_number(rate)}/s")
+            return
+        step = PLAIN_LINES * self.points_done // max(self.points, 1)
+        if step > self._shown or self.chunks_done == self.chunks:
+            self._shown = step
+            left = (self.points - self.points_done) / rate if rate else float("inf")
+            print(
+                f"scan: {self.points_done}/{self.points} points "
+                f"({100 * self.points_done / max(self.points, 1):.0f} %), "
+                f"{self.chunks_done}/{self.chunks} chunks, {_number(rate)} points/s, "
+                f"ETA {left:.0f} s",
+                file=self._stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Stop the bar; say how many chunks an earlier run had already computed."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if self.cached:
+            print(
+                f"resumed: {self.cached} of {self.chunks} chunks were done by an earlier run "
+                f"and taken from Prefect's cache; computed {self.chunks_done - self.cached}",
+                file=self._stream,
+                flush=True,
+            )
