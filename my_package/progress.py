@@ -19,7 +19,10 @@ def _number(value: float) -> str:
 class ScanProgress:
     """Counts a scan's finished chunks and shows points done, rate and time left."""
 
+    current: "ScanProgress | None" = None  # the scan running in this process (for Ctrl-C)
+
     def __init__(self, points: int, chunks: int, stream: IO[str] | None = None) -> None:
+        ScanProgress.current = self
         self.points, self.chunks = points, chunks
         self.points_done = self.chunks_done = self.cached = 0
         self._stream = stream or sys.stderr
@@ -77,6 +80,7 @@ class ScanProgress:
 
     def close(self) -> None:
         """Stop the bar; say how many chunks an earlier run had already computed."""
+        ScanProgress.current = None
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
