@@ -13,6 +13,7 @@ class's ``chunk_size`` / ``workers`` / ``processes`` attributes, the defaults he
 
 import hashlib
 import inspect
+import logging
 import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,9 +28,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from my_package.validation import ModelOutputError, Value
 
-# Without a chunk size, a scan is cut into this many chunks per worker (at least
-# MIN_CHUNKS): enough for progress, resume and load balance, few enough that a fast numpy
-# model does not notice (bench/bench_parallel.py measures it).
+# Without a chunk size, one worker evaluates the whole scan as one chunk (a fast numpy model
+# loses nothing: bench/bench_parallel.py), and N > 1 workers get this many chunks each (at
+# least MIN_CHUNKS), for load balance. Slow models set chunk_size in their class instead:
+# progress and resume then go chunk by chunk.
 CHUNKS_PER_WORKER = 4
 MIN_CHUNKS = 10
 DEFAULT_RETRIES = 1
@@ -150,9 +152,8 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
     workers = chosen.get("workers", 1)
     if dask and dask.startswith("local:"):
         workers = int(dask.removeprefix("local:"))
-    chunk_size = chosen.get("chunk_size") or math.ceil(
-        points / min(points, max(MIN_CHUNKS, CHUNKS_PER_WORKER * workers))
-    )
+    chunks = 1 if workers == 1 else min(points, max(MIN_CHUNKS, CHUNKS_PER_WORKER * workers))
+    chunk_size = chosen.get("chunk_size") or math.ceil(points / chunks)
     return Plan(
         points=points,
         chunk_size=min(chunk_size, points),
@@ -259,13 +260,30 @@ def task_runner(plan: Plan) -> Any:
         if plan.dask.startswith("local:"):
             # One single-threaded worker process per chunk in flight: what --processes does.
             return DaskTaskRunner(
-                cluster_kwargs={"n_workers": plan.workers, "threads_per_worker": 1}
+                cluster_kwargs={
+                    "n_workers": plan.workers,
+                    "threads_per_worker": 1,
+                    "silence_logs": logging.ERROR,
+                }
             )
         return DaskTaskRunner(address=plan.dask, client_kwargs={"timeout": "10s"})
     from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
     runner = ProcessPoolTaskRunner if plan.processes else ThreadPoolTaskRunner
     return runner(max_workers=plan.workers)
+
+
+def share_temporary_server() -> dict[str, str]:
+    """Start this process's temporary Prefect server now; settings that name it.
+
+    Worker processes and Dask workers get the flow's settings, but "no API URL" would make
+    each start a temporary server of its own; with the URL they all report to this one.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return {"api.url": server.api_url}
 
 
 @contextmanager
@@ -275,7 +293,12 @@ def _executor(plan: Plan) -> Iterator[Executor]:
         from distributed import Client
 
         if plan.dask.startswith("local:"):
-            client = Client(n_workers=plan.workers, threads_per_worker=1, dashboard_address=None)
+            client = Client(
+                n_workers=plan.workers,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         else:
             client = Client(plan.dask, timeout="10s")
         with client, client.get_executor() as pool:
