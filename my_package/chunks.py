@@ -29,11 +29,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from my_package.validation import ModelOutputError, Value
 
 # Without a chunk size, one worker evaluates the whole scan as one chunk (a fast numpy model
-# loses nothing: bench/bench_parallel.py), and N > 1 workers get this many chunks each (at
-# least MIN_CHUNKS), for load balance. Slow models set chunk_size in their class instead:
-# progress and resume then go chunk by chunk.
-CHUNKS_PER_WORKER = 4
-MIN_CHUNKS = 10
+# loses nothing: bench/bench_parallel.py), and N > 1 workers get two chunks each: balanced,
+# with as few tasks as possible (each costs a few Prefect API calls). Slow models set
+# chunk_size in their class instead: progress and resume then go chunk by chunk.
+CHUNKS_PER_WORKER = 2
 DEFAULT_RETRIES = 1
 DASK_PATTERN = r"^(local:[1-9][0-9]*|(tcp|tls|ucx|inproc)://\S+)$"
 
@@ -152,7 +151,7 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
     workers = chosen.get("workers", 1)
     if dask and dask.startswith("local:"):
         workers = int(dask.removeprefix("local:"))
-    chunks = 1 if workers == 1 else min(points, max(MIN_CHUNKS, CHUNKS_PER_WORKER * workers))
+    chunks = 1 if workers == 1 else min(points, CHUNKS_PER_WORKER * workers)
     chunk_size = chosen.get("chunk_size") or math.ceil(points / chunks)
     return Plan(
         points=points,
@@ -258,6 +257,7 @@ def task_runner(plan: Plan) -> Any:
                 "--dask needs prefect-dask and distributed: pip install -e '.[dask]'"
             ) from None
         if plan.dask.startswith("local:"):
+            _quiet_dask()
             # One single-threaded worker process per chunk in flight: what --processes does.
             return DaskTaskRunner(
                 cluster_kwargs={
@@ -271,6 +271,12 @@ def task_runner(plan: Plan) -> Any:
 
     runner = ProcessPoolTaskRunner if plan.processes else ThreadPoolTaskRunner
     return runner(max_workers=plan.workers)
+
+
+def _quiet_dask() -> None:
+    # A local cluster's scheduler and nannies live in this process and log every start and
+    # stop at INFO through Prefect's handler: keep warnings and errors only.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def share_temporary_server() -> dict[str, str]:
@@ -293,6 +299,7 @@ def _executor(plan: Plan) -> Iterator[Executor]:
         from distributed import Client
 
         if plan.dask.startswith("local:"):
+            _quiet_dask()
             client = Client(
                 n_workers=plan.workers,
                 threads_per_worker=1,

@@ -51,10 +51,10 @@ def no_environment_options(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(f"MY_PACKAGE_{name}", raising=False)
 
 
-def test_default_plan_is_one_chunk_or_four_per_worker() -> None:
+def test_default_plan_is_one_chunk_or_two_per_worker() -> None:
     assert (chunks.plan(10**6).chunks, chunks.plan(10**6).chunk_size) == (1, 10**6)
-    assert chunks.plan(200, chunks.Parallel(workers=2)).chunk_size == 20  # at least 10 chunks
-    assert chunks.plan(200, chunks.Parallel(workers=8)).chunk_size == 7  # 29 chunks for 8
+    assert chunks.plan(200, chunks.Parallel(workers=2)).chunk_size == 50
+    assert chunks.plan(200, chunks.Parallel(workers=8)).chunk_size == 13  # 16 chunks for 8
     assert chunks.plan(5, chunks.Parallel(workers=4)).chunks == 5  # never an empty chunk
     one = chunks.plan(200, chunks.Parallel(chunk_size=10**6))
     assert (one.chunks, one.chunk_size, one.bounds(0)) == (1, 200, (0, 200))
