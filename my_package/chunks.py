@@ -279,17 +279,24 @@ def _quiet_dask() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
-def share_temporary_server() -> dict[str, str]:
-    """Start this process's temporary Prefect server now; settings that name it.
+@contextmanager
+def worker_settings(plan: Plan) -> Iterator[None]:
+    """Inside a flow: hand worker processes and Dask workers this run's Prefect API.
 
-    Worker processes and Dask workers get the flow's settings, but "no API URL" would make
-    each start a temporary server of its own; with the URL they all report to this one.
+    They get the flow's settings; without a configured API URL (a temporary server) each
+    would start a temporary server of its own, slowly, and report nowhere useful.
     """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if not (plan.processes or plan.dask) or PREFECT_API_URL.value():
+        yield
+        return
     from prefect.server.api.server import SubprocessASGIServer
 
-    server = SubprocessASGIServer()
-    server.start()
-    return {"api.url": server.api_url}
+    server = SubprocessASGIServer()  # the one this run already uses (one per process)
+    server.start()  # a no-op when it is running
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
 
 
 @contextmanager

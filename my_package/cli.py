@@ -212,7 +212,8 @@ def command_run(values: dict, scan: dict, target: str | None, parallel: Any) -> 
     from my_package.validation import ModelInputs, collect_inputs
 
     inputs = collect_inputs(values, scan)
-    chosen = plan(scan_length(inputs, list(scan)), parallel, MyPackageModel) if scan else None
+    if scan:  # the options checked before Prefect starts
+        plan(scan_length(inputs, list(scan)), parallel, MyPackageModel)
     # A local run of a scientific model should not phone home; export these to override.
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -227,10 +228,6 @@ def command_run(values: dict, scan: dict, target: str | None, parallel: Any) -> 
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
         updates["flows.heartbeat_frequency"] = None
-        if chosen and (chosen.processes or chosen.dask):
-            from my_package.chunks import share_temporary_server
-
-            updates.update(share_temporary_server())
     signal.signal(signal.SIGINT, _on_ctrl_c(temporary_server=bool(updates)))
     with temporary_settings(updates=updates):
         # argparse's choices already limited target to the TargetName values.

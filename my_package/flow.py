@@ -95,7 +95,7 @@ def evaluate_scan(
     artifact = create_progress_artifact(0.0, key="my-package-scan", description=plan.describe())
     futures = []
     try:
-        with chunks.task_runner(plan) as runner:
+        with chunks.worker_settings(plan), chunks.task_runner(plan) as runner:
             for i, part in enumerate(parts):
                 start, _ = plan.bounds(i)
                 parameters = {
