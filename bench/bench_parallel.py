@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--cpu-ms", type=float, default=100)
     parser.add_argument("--numpy-points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each numpy measurement")
+    parser.add_argument("--numpy-only", action="store_true", help="only the 10^6-point scans")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_parallel_"))
@@ -127,7 +128,9 @@ def main() -> int:
         ]),
     ]  # fmt: skip
     print(f"\n  {'':<34} {'wall':>10}  {'speed-up':>7}  {'efficiency':>6}")
-    for path, run in (("evaluate --scan (local pool)", pool_scan), ("Prefect flow", flow_scan)):
+    paths = [] if args.numpy_only else [("evaluate --scan (local pool)", pool_scan),
+                                        ("Prefect flow", flow_scan)]  # fmt: skip
+    for path, run in paths:
         for title, model, options in cases:
             print(f"{path}: {title}")
             serial = run(model, Parallel(workers=1))

@@ -55,7 +55,7 @@ def validate(inputs: ModelInputs, scan: dict[str, ScanRange] | None) -> dict[str
 
 @task(**ARRAY_TASK)
 def evaluate(values: dict[str, Value]) -> dict[str, Value]:
-    """Run the model on one point."""
+    """Run the model on one point, or on a whole scan at once."""
     return MyPackageModel().evaluate(values)
 
 
@@ -79,7 +79,7 @@ def evaluate_chunk(
     start: int,
     key: str,
 ) -> dict[str, Value]:
-    """Run the model on one chunk of a scan."""
+    """Run the model on one chunk of a scan (``key``, its cache key, is read by the cache)."""
     return chunks.evaluate_chunk(model_class, chunk, scanned, label, start)
 
 
@@ -88,6 +88,9 @@ def evaluate_scan(
 ) -> dict[str, Value]:
     """Evaluate a scan chunk by chunk on the chosen task runner; outputs in point order."""
     plan = chunks.plan(chunks.scan_length(values, scanned), parallel, MyPackageModel)
+    if plan.chunks == 1:
+        # One chunk: the plain task, nothing persisted (a fast numpy scan pays nothing).
+        return evaluate(values)
     parts = chunks.split(values, scanned, plan)
     version = chunks.code_version(MyPackageModel)
     chunk_task = evaluate_chunk.with_options(retries=plan.retries)
@@ -107,11 +110,12 @@ def evaluate_scan(
                     "key": chunks.chunk_key(version, part),
                 }
                 futures.append(runner.submit(chunk_task, parameters))
+            position = {future: i for i, future in enumerate(futures)}
             for future in as_completed(futures):
                 future.wait()  # the final state from the runner, not a read of the API
                 if future.state.is_completed():
-                    i = futures.index(future)
-                    progress.advance(len(parts[i][scanned[0]]), future.state.name == "Cached")
+                    points = len(parts[position[future]][scanned[0]])
+                    progress.advance(points, cached=future.state.name == "Cached")
                     update_progress_artifact(artifact, 100 * progress.points_done / plan.points)
     except KeyboardInterrupt:
         # Chunks that finished are persisted: say how many, so the CLI can say how to resume.
