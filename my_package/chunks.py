@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from my_package.validation import ModelOutputError, Value
+from my_package.validation import WARNINGS_KEY, ModelOutputError, Value
 
 # Without a chunk size, one worker evaluates the whole scan as one chunk (a fast numpy model
 # loses nothing: bench/bench_parallel.py), and N > 1 workers get two chunks each: balanced,
@@ -177,12 +177,18 @@ def split(values: Mapping[str, Value], scanned: Sequence[str], plan: Plan) -> li
     return chunks
 
 
-def join(parts: Sequence[Mapping[str, Value]]) -> dict[str, Value]:
-    """The chunks' outputs, in order, as one: arrays concatenated along axis 0 (ND included)."""
+def join(parts: Sequence[Mapping[str, Value]], labels: Sequence[str] = ()) -> dict[str, Value]:
+    """The chunks' outputs, in order, as one: arrays concatenated along axis 0 (ND included).
+
+    Warnings (``default_validation_config: warn``) are kept in chunk order, each prefixed by
+    its chunk's label: their "at index" counts from the chunk's first point.
+    """
     if len(parts) == 1:
         return dict(parts[0])
     joined: dict[str, Value] = {}
     for name in parts[0]:
+        if name == WARNINGS_KEY:
+            continue
         values = [part[name] for part in parts]
         if all(np.ndim(value) == 0 for value in values):
             # A model may return one number for a whole scan; it must not differ by chunk.
@@ -194,6 +200,14 @@ def join(parts: Sequence[Mapping[str, Value]]) -> dict[str, Value]:
             joined[name] = values[0]
         else:
             joined[name] = np.concatenate([np.atleast_1d(value) for value in values], axis=0)
+    labels = labels or [f"chunk {i + 1}" for i in range(len(parts))]
+    warnings = [
+        f"{label}: {text}"
+        for label, part in zip(labels, parts, strict=True)
+        for text in part.get(WARNINGS_KEY, [])
+    ]
+    if warnings:
+        joined[WARNINGS_KEY] = warnings
     return joined
 
 
@@ -377,7 +391,7 @@ def evaluate_scan(
                     raise
     except KeyboardInterrupt:
         raise ScanInterrupted(sum(out is not None for out in outputs), len(chunks)) from None
-    return join(outputs)  # type: ignore[arg-type]
+    return join(outputs, [plan.label(i) for i in range(len(chunks))])  # type: ignore[arg-type]
 
 
 def scan_in_pool(

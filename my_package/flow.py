@@ -126,7 +126,8 @@ def evaluate_scan(
     for future in futures:
         if not future.state.is_completed():
             future.result()  # raises the chunk's ChunkError
-    return chunks.join([future.result() for future in futures])
+    labels = [plan.label(i) for i in range(plan.chunks)]
+    return chunks.join([future.result() for future in futures], labels)
 
 
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:

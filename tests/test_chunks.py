@@ -118,6 +118,15 @@ def test_join_concatenates_nd_outputs_along_the_points_axis() -> None:
     assert np.array_equal(joined["total"], whole.sum(axis=(1, 2)))
 
 
+def test_join_keeps_each_chunks_warnings_with_its_label() -> None:
+    from my_package.validation import WARNINGS_KEY
+
+    parts = [{"y": np.ones(2), WARNINGS_KEY: ["w at index 1"]}, {"y": np.ones(2)}]
+    joined = chunks.join(parts, ["chunk 1 of 2 (points 0-1)", "chunk 2 of 2 (points 2-3)"])
+    assert joined[WARNINGS_KEY] == ["chunk 1 of 2 (points 0-1): w at index 1"]
+    assert WARNINGS_KEY not in chunks.join([{"y": np.ones(2)}, {"y": np.ones(2)}])
+
+
 def test_join_refuses_a_per_chunk_number_that_differs() -> None:
     from my_package.validation import ModelOutputError
 
