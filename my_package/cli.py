@@ -7,7 +7,6 @@ write the same result files. Heavy modules are imported inside the commands, so
 """
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -178,33 +177,6 @@ def command_evaluate(values: dict, scan: dict, target: str | None, parallel: Any
     print(_describe_ref(ref))
 
 
-def _interrupted(done: int, total: int, command: str) -> str:
-    again = (
-        f"run the same command again to compute only the other {total - done}"
-        if command == "run"
-        else "evaluate keeps nothing: use run --scan, which resumes"
-    )
-    return f"interrupted: {done} of {total} chunks done; {again}"
-
-
-def _on_ctrl_c(temporary_server: bool) -> Any:
-    """The SIGINT handler of ``run``: one line, not Prefect's crash reports."""
-
-    def handler(signum: int, frame: Any) -> None:
-        from my_package.progress import ScanProgress
-
-        logging.disable(logging.ERROR)  # Prefect's crash reports would repeat our one line
-        scan = ScanProgress.current
-        if temporary_server and scan is not None:
-            # Ctrl-C stops the temporary server too (same process group), so Prefect can
-            # record nothing more; finished chunks are already persisted. Say so and leave.
-            print(_interrupted(scan.chunks_done, scan.chunks, "run"), file=sys.stderr, flush=True)
-            os._exit(130)
-        raise KeyboardInterrupt
-
-    return handler
-
-
 def command_run(values: dict, scan: dict, target: str | None, parallel: Any) -> None:
     """Validate here (fails fast, before Prefect starts), then run the flow."""
     from my_package.chunks import plan, scan_length
@@ -228,7 +200,9 @@ def command_run(values: dict, scan: dict, target: str | None, parallel: Any) -> 
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
         updates["flows.heartbeat_frequency"] = None
-    signal.signal(signal.SIGINT, _on_ctrl_c(temporary_server=bool(updates)))
+    from my_package.progress import on_ctrl_c
+
+    signal.signal(signal.SIGINT, on_ctrl_c(temporary_server=bool(updates)))
     with temporary_settings(updates=updates):
         # argparse's choices already limited target to the TargetName values.
         name = cast("TargetName | None", target)
@@ -277,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = command_run if args.command == "run" else command_evaluate
         command(values, scan, args.target, parallel)
     except ScanInterrupted as exc:
-        print(_interrupted(exc.done, exc.total, args.command), file=sys.stderr)
+        from my_package.progress import interrupted
+
+        print(interrupted(exc.done, exc.total, args.command), file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("interrupted before the scan started: nothing was computed", file=sys.stderr)

@@ -1,12 +1,17 @@
 """A scan's progress on stderr: a bar (points, rate, ETA) on a terminal, plain lines otherwise.
 
+Also the one line that Ctrl-C prints (``interrupted``, ``on_ctrl_c``).
+
 Used by ``evaluate --scan`` and by the flow (so ``run --scan`` shows it too); the flow also
 keeps a Prefect progress artifact for the UI. Plain lines go to logs and pipes, at most
 about twenty per scan.
 """
 
+import logging
+import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 PLAIN_LINES = 20
@@ -91,3 +96,29 @@ class ScanProgress:
                 file=self._stream,
                 flush=True,
             )
+
+
+def interrupted(done: int, total: int, command: str) -> str:
+    """The one line that Ctrl-C during ``run`` or ``evaluate`` prints."""
+    again = (
+        f"run the same command again to compute only the other {total - done}"
+        if command == "run"
+        else "evaluate keeps nothing: use run --scan, which resumes"
+    )
+    return f"interrupted: {done} of {total} chunks done; {again}"
+
+
+def on_ctrl_c(temporary_server: bool) -> Callable[[int, Any], None]:
+    """The SIGINT handler of ``run``: one line, not Prefect's crash reports."""
+
+    def handler(signum: int, frame: Any) -> None:
+        logging.disable(logging.ERROR)  # Prefect's crash reports would repeat our one line
+        scan = ScanProgress.current
+        if temporary_server and scan is not None:
+            # Ctrl-C stops the temporary server too (same process group), so Prefect can
+            # record nothing more; finished chunks are already persisted. Say so and leave.
+            print(interrupted(scan.chunks_done, scan.chunks, "run"), file=sys.stderr, flush=True)
+            os._exit(130)
+        raise KeyboardInterrupt
+
+    return handler
