@@ -152,11 +152,12 @@ def main() -> int:
         )  # fmt: skip
         return time.perf_counter() - start
 
-    def median(fn: Callable[[], float]) -> float:
-        return statistics.median(fn() for _ in range(args.repeat))
+    def interleaved(before: Callable[[], float], after: Callable[[], float]) -> tuple[float, float]:
+        # Alternated, so a change in the machine's load skews both alike; medians.
+        pairs = [(before(), after()) for _ in range(args.repeat)]
+        return tuple(statistics.median(times) for times in zip(*pairs, strict=True))
 
-    before = median(lambda: cold("--chunk-size", str(n)))
-    after = median(lambda: cold())
+    before, after = interleaved(lambda: cold("--chunk-size", str(n)), lambda: cold())
     print(f"  evaluate --scan, one chunk (before)   {before:8.3f} s")
     print(f"  evaluate --scan, default chunks       {after:8.3f} s  {after / before - 1:+.1%}")
 
@@ -175,8 +176,7 @@ def main() -> int:
             flow_module.my_package_flow(scan=scan)
             return time.perf_counter() - start
 
-    flow_before = median(lambda: whole_flow(True))
-    flow_after = median(lambda: whole_flow(False))
+    flow_before, flow_after = interleaved(lambda: whole_flow(True), lambda: whole_flow(False))
     flow_module.evaluate_scan = chunked
     print(f"  flow run, one evaluate task (before)  {flow_before:8.3f} s")
     print(f"  flow run, default chunks              {flow_after:8.3f} s  "
