@@ -163,12 +163,12 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
     )
 
 
-def scan_length(values: Mapping[str, Value], scanned: Sequence[str]) -> int:
+def scan_length(values: Mapping[str, Any], scanned: Sequence[str]) -> int:
     """The number of points: the length of the scanned inputs' first axis."""
     return len(values[scanned[0]]) if scanned else 1
 
 
-def split(values: Mapping[str, Value], scanned: Sequence[str], plan: Plan) -> list[dict]:
+def split(values: Mapping[str, Any], scanned: Sequence[str], plan: Plan) -> list[dict]:
     """The inputs of each chunk: scanned inputs sliced along axis 0 (views), the rest as is."""
     chunks = []
     for index in range(plan.chunks):
@@ -177,7 +177,7 @@ def split(values: Mapping[str, Value], scanned: Sequence[str], plan: Plan) -> li
     return chunks
 
 
-def join(parts: Sequence[Mapping[str, Value]], labels: Sequence[str] = ()) -> dict[str, Value]:
+def join(parts: Sequence[Mapping[str, Any]], labels: Sequence[str] = ()) -> dict[str, Any]:
     """The chunks' outputs, in order, as one: arrays concatenated along axis 0 (ND included).
 
     Warnings (``default_validation_config: warn``) are kept in chunk order, each prefixed by
@@ -185,7 +185,7 @@ def join(parts: Sequence[Mapping[str, Value]], labels: Sequence[str] = ()) -> di
     """
     if len(parts) == 1:
         return dict(parts[0])
-    joined: dict[str, Value] = {}
+    joined: dict[str, Any] = {}
     for name in parts[0]:
         if name == WARNINGS_KEY:
             continue
@@ -215,7 +215,7 @@ class ChunkError(RuntimeError):
     """A chunk that failed: the message names the chunk, its first failing point and why."""
 
 
-def _first_failing_point(model: Any, chunk: Mapping[str, Value], scanned: Sequence[str]) -> int:
+def _first_failing_point(model: Any, chunk: Mapping[str, Any], scanned: Sequence[str]) -> int:
     """Index within ``chunk`` of the first point the model fails on alone, or -1."""
     for i in range(scan_length(chunk, scanned)):
         point = {k: v[i : i + 1] if k in scanned else v for k, v in chunk.items()}
@@ -227,8 +227,8 @@ def _first_failing_point(model: Any, chunk: Mapping[str, Value], scanned: Sequen
 
 
 def evaluate_chunk(
-    model_class: type, chunk: dict[str, Value], scanned: Sequence[str], label: str, start: int
-) -> dict[str, Value]:
+    model_class: type, chunk: dict[str, Any], scanned: Sequence[str], label: str, start: int
+) -> dict[str, Any]:
     """Evaluate one chunk; on failure raise ChunkError naming it and its first failing point."""
     model = model_class()
     try:

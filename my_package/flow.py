@@ -13,6 +13,7 @@ server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
 from typing import Any, cast
+from uuid import UUID
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -95,7 +96,9 @@ def evaluate_scan(
     version = chunks.code_version(MyPackageModel)
     chunk_task = evaluate_chunk.with_options(retries=plan.retries)
     progress = ScanProgress(plan.points, plan.chunks)
-    artifact = create_progress_artifact(0.0, key="my-package-scan", description=plan.describe())
+    artifact = cast(  # a UUID when called from sync code, as here
+        UUID, create_progress_artifact(0.0, key="my-package-scan", description=plan.describe())
+    )
     futures = []
     try:
         with chunks.worker_settings(plan), chunks.task_runner(plan) as runner:
