@@ -79,7 +79,7 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
+def _add_model_arguments(cmd: argparse.ArgumentParser, *, retries: bool = False) -> None:
     cmd.add_argument(
         "--set",
         dest="assignments",
@@ -106,12 +106,37 @@ def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="filesystem target's directory (default: MY_PACKAGE_OUTPUT_DIR, else ./results)",
     )
+    # A scan's chunks and workers (my_package/chunks.py; README: Scaling up).
+    scale = cmd.add_argument_group("scans in parallel (default: the model's, else 1 thread)")
+    scale.add_argument("--workers", type=int, metavar="N", help="chunks evaluated at once")
+    scale.add_argument(
+        "--processes",
+        action="store_true",
+        default=None,
+        help="worker processes, not threads (CPU-bound pure-Python models)",
+    )
+    scale.add_argument("--chunk-size", type=int, metavar="K", help="points per chunk")
+    scale.add_argument(
+        "--dask", metavar="ADDRESS", help="on a Dask cluster: tcp://HOST:PORT, or local:N"
+    )
+    if retries:  # run only: a flow retries a failing chunk, evaluate never does
+        scale.add_argument(
+            "--chunk-retries", type=int, metavar="N", help="retries of a failing chunk"
+        )
+
+
+def _parallel(args: argparse.Namespace) -> Any:
+    """The scan's chunking options from the flags (chunks.options adds environment and model)."""
+    from my_package.chunks import options
+
+    retries = getattr(args, "chunk_retries", None)  # run only: evaluate never retries
+    return options(args.workers, args.processes, args.chunk_size, args.dask, retries)
 
 
 def add_run(commands: Any) -> None:
     help_text = "run the Prefect flow: validate, evaluate, save the result"
     cmd = commands.add_parser("run", help=help_text, description=help_text)
-    _add_model_arguments(cmd)
+    _add_model_arguments(cmd, retries=True)
     cmd.set_defaults(handler=command_run)
 
 
@@ -291,9 +316,15 @@ def command_evaluate(args: argparse.Namespace) -> None:
     from my_package.targets import save_result
     from my_package.validation import collect_inputs
 
+    parallel = _parallel(args)
+    from my_package.chunks import scan_in_pool
+
     model = MyPackageModel()
     inputs = collect_inputs(values, scan, model.input_variables)
-    outputs = model.evaluate(inputs)
+    if scan:
+        outputs = scan_in_pool(MyPackageModel, inputs, list(scan), parallel)
+    else:
+        outputs = model.evaluate(inputs)
     result = Result(
         project_name=settings.project_name, flow_id="local", inputs=inputs, outputs=outputs
     )
@@ -305,6 +336,13 @@ def command_evaluate(args: argparse.Namespace) -> None:
 def command_run(args: argparse.Namespace) -> None:
     """Pre-flight checks (before Prefect is imported), then the flow."""
     values, scan, settings = _preflight(args, prefect=True)
+    parallel = _parallel(args)
+    if scan:  # the chunking options checked before Prefect starts
+        from my_package.chunks import plan, scan_length
+        from my_package.model import MyPackageModel
+        from my_package.validation import collect_inputs
+
+        plan(scan_length(collect_inputs(values, scan), list(scan)), parallel, MyPackageModel)
     if args.output_dir is not None:
         # The flow reads its settings from the environment: pass the flag on.
         os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
@@ -325,9 +363,16 @@ def command_run(args: argparse.Namespace) -> None:
         # this process, so nothing could ever read a heartbeat. Skipping it saves the ~1 s
         # Prefect waits for the heartbeat thread; with a real server, heartbeats stay on.
         updates["flows.heartbeat_frequency"] = None
+    from my_package.progress import on_ctrl_c
+
+    if _in_main_thread():
+        signal.signal(signal.SIGINT, on_ctrl_c(temporary_server=bool(updates)))
     with temporary_settings(updates=updates):
         ref = my_package_flow(
-            inputs=ModelInputs(**values), scan=scan or None, target=settings.target
+            inputs=ModelInputs(**values),
+            scan=scan or None,
+            target=settings.target,
+            parallel=parallel,
         )
     if not scan:
         from my_package.targets import load_result
@@ -405,10 +450,18 @@ def _known_user_errors() -> dict[type[BaseException], int]:
 
     Other modules' errors are imported only when something failed or a flow runs.
     """
+    from my_package.chunks import ChunkError, ParallelOptionsError
     from my_package.targets import TargetError
     from my_package.validation import InputValidationError, ModelOutputError
 
-    return {UserError: 2, InputValidationError: 2, TargetError: 1, ModelOutputError: 1}
+    return {
+        UserError: 2,
+        InputValidationError: 2,
+        ParallelOptionsError: 2,
+        TargetError: 1,
+        ModelOutputError: 1,
+        ChunkError: 1,
+    }
 
 
 def _user_error_code(exc: BaseException) -> int | None:
@@ -435,6 +488,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
         return code
     except KeyboardInterrupt as exc:
+        from my_package.chunks import ScanInterrupted
+
+        if isinstance(exc, ScanInterrupted):
+            from my_package.progress import interrupted
+
+            print(interrupted(exc.done, exc.total, args.command), file=sys.stderr)
+            return 130
         name = str(exc) or "SIGINT"
         print(
             f"interrupted ({name}): stopped the run and any temporary Prefect server; "
@@ -451,7 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _user_error_code(exc)
         if code is None or debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from my_package.chunks import ChunkError
+
+        keep = "; the other chunks are kept: run again to compute only the failed ones"
+        resume = keep if isinstance(exc, ChunkError) and args.command == "run" else ""
+        print(f"error: {exc}{resume}", file=sys.stderr)
         return code
 
 

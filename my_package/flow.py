@@ -3,22 +3,33 @@
 One run: validate the inputs -> evaluate the model -> build a lume-services
 result -> save it to the configured target -> publish a table artifact.
 Each step is a Prefect task, so the UI shows where a run failed. A scan (many
-points) is one array through each task, never one task per point.
+points) is evaluated in chunks (chunks.py): one task per chunk of points, never
+one per point, run on the task runner that ``parallel`` chooses (threads,
+processes or Dask); each chunk's outputs are kept (Prefect's result cache), so a
+scan run again after an interruption computes only the chunks it lacks.
 
 Run it locally with ``python -m my_package run`` (Prefect starts a temporary
 server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
 from typing import Any, cast
+from uuid import UUID
 
 import numpy as np
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
+from my_package import chunks
 from my_package.config import TargetName, load_settings
 from my_package.model import MyPackageModel
+from my_package.progress import ScanProgress
 from my_package.results import Result
 from my_package.targets import ResultRef, is_transient, save_result
 from my_package.validation import (
@@ -45,8 +56,81 @@ def validate(inputs: ModelInputs, scan: dict[str, ScanRange] | None) -> dict[str
 
 @task(**ARRAY_TASK)
 def evaluate(values: dict[str, Value]) -> dict[str, Value]:
-    """Run the model on one point or on a whole scan at once."""
+    """Run the model on one point, or on a whole scan at once."""
     return MyPackageModel().evaluate(values)
+
+
+def _chunk_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    return parameters["key"]
+
+
+# persist_result + cache key: a chunk's outputs are stored (PREFECT_LOCAL_STORAGE_PATH) under
+# a key of its input values and the model's code, so the same chunk is never computed twice.
+@task(
+    persist_result=True,
+    result_serializer="pickle",
+    cache_key_fn=_chunk_cache_key,
+    task_run_name="{label}",
+)
+def evaluate_chunk(
+    model_class: type,
+    chunk: dict[str, Value],
+    scanned: list[str],
+    label: str,
+    start: int,
+    key: str,
+) -> dict[str, Value]:
+    """Run the model on one chunk of a scan (``key``, its cache key, is read by the cache)."""
+    return chunks.evaluate_chunk(model_class, chunk, scanned, label, start)
+
+
+def evaluate_scan(
+    values: dict[str, Value], scanned: list[str], parallel: chunks.Parallel
+) -> dict[str, Value]:
+    """Evaluate a scan chunk by chunk on the chosen task runner; outputs in point order."""
+    plan = chunks.plan(chunks.scan_length(values, scanned), parallel, MyPackageModel)
+    if plan.chunks == 1:
+        # One chunk: the plain task, nothing persisted (a fast numpy scan pays nothing).
+        return evaluate(values)
+    parts = chunks.split(values, scanned, plan)
+    version = chunks.code_version(MyPackageModel)
+    chunk_task = evaluate_chunk.with_options(retries=plan.retries)
+    progress = ScanProgress(plan.points, plan.chunks)
+    artifact = cast(  # a UUID when called from sync code, as here
+        UUID, create_progress_artifact(0.0, key="my-package-scan", description=plan.describe())
+    )
+    futures = []
+    try:
+        with chunks.worker_settings(plan), chunks.task_runner(plan) as runner:
+            for i, part in enumerate(parts):
+                start, _ = plan.bounds(i)
+                parameters = {
+                    "model_class": MyPackageModel,
+                    "chunk": part,
+                    "scanned": scanned,
+                    "label": plan.label(i),
+                    "start": start,
+                    "key": chunks.chunk_key(version, part),
+                }
+                futures.append(runner.submit(chunk_task, parameters))
+            position = {future: i for i, future in enumerate(futures)}
+            for future in as_completed(futures):
+                future.wait()  # the final state from the runner, not a read of the API
+                if future.state.is_completed():
+                    points = len(parts[position[future]][scanned[0]])
+                    progress.advance(points, cached=future.state.name == "Cached")
+                    update_progress_artifact(artifact, 100 * progress.points_done / plan.points)
+    except KeyboardInterrupt:
+        # Chunks that finished are persisted: say how many, so the CLI can say how to resume.
+        raise chunks.ScanInterrupted(progress.chunks_done, plan.chunks) from None
+    finally:
+        progress.close()
+    # Every chunk has run (the good ones are kept); fail on the first failed one, by name.
+    for future in futures:
+        if not future.state.is_completed():
+            future.result()  # raises the chunk's ChunkError
+    labels = [plan.label(i) for i in range(plan.chunks)]
+    return chunks.join([future.result() for future in futures], labels)
 
 
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -100,6 +184,7 @@ def my_package_flow(
     inputs: ModelInputs = ModelInputs(),  # noqa: B008 (pydantic defaults are immutable here)
     scan: dict[str, ScanRange] | None = None,
     target: TargetName | None = None,
+    parallel: chunks.Parallel = chunks.Parallel(),  # noqa: B008 (as inputs)
 ) -> ResultRef:
     """Evaluate the model and save the result.
 
@@ -109,12 +194,15 @@ def my_package_flow(
             {"NAME": {"start": -1, "stop": 1, "num": 101}}; several inputs make a grid.
             A scanned input overrides its value in inputs.
         target: "filesystem" or "mongodb"; default from MY_PACKAGE_TARGET.
+        parallel: How a scan is split and spread, e.g. {"workers": 4, "chunk_size": 50},
+            {"processes": true, "workers": 2} or {"dask": "tcp://HOST:8786"}; unset
+            fields come from MY_PACKAGE_WORKERS etc., then from the model class.
 
     Returns:
         Where the result went: target, location (file path or MongoDB id) and unique_hash.
     """
     values = validate(inputs, scan)
-    outputs = evaluate(values)
+    outputs = evaluate_scan(values, list(scan), parallel) if scan else evaluate(values)
     result = Result(
         project_name=load_settings(target).project_name,
         flow_id=str(flow_run.id),

@@ -13,6 +13,8 @@ of N. Validation happens before and after it (``validation.py``); the class it
 inherits (``lume_adapter.py``) makes it a lume-base LUMEModel.
 """
 
+from typing import ClassVar
+
 import numpy as np
 
 from my_package.lume_adapter import StatelessModel
@@ -40,6 +42,13 @@ class MyPackageModel(StatelessModel):
         model.evaluate({"quad_k1l": np.linspace(-1.0, 1.0, 101)})  # a scan
         model.set({"quad_k1l": 0.2}); model.get(["sigma_x"])       # lume-base LUMEModel
     """
+
+    # How scans of this model run best (README: Scaling up); None: the defaults. A slow model
+    # that waits on an external program wants workers (threads); a CPU-bound pure-Python one
+    # processes = True. --workers, --processes and --chunk-size override these.
+    chunk_size: ClassVar[int | None] = None  # points per chunk (one Prefect task each)
+    workers: ClassVar[int | None] = None  # chunks evaluated at once
+    processes: ClassVar[bool] = False  # worker processes instead of threads
 
     def _evaluate(self, input_dict: dict[str, Value]) -> dict[str, Value]:
         beta0 = input_dict["beta_x"]

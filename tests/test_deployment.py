@@ -399,7 +399,7 @@ def test_deploy_adds_no_files_to_the_project(project: Path) -> None:
 def test_parameter_schema_reaches_the_server(project: Path, server: Server) -> None:
     deployment = _deployment(server, "local")
     schema = deployment["parameter_openapi_schema"]
-    assert set(schema["properties"]) == {"inputs", "scan", "target"}
+    assert set(schema["properties"]) == {"inputs", "scan", "target", "parallel"}
     assert deployment["enforce_parameter_schema"] is True
     assert deployment["parameters"] == {}  # defaults come from the flow, not prefect.yaml
     assert deployment["description"]  # from the flow's docstring

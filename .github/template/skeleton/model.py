@@ -13,6 +13,8 @@ of N. Validation happens before and after it (``validation.py``); the class it
 inherits (``lume_adapter.py``) makes it a lume-base LUMEModel.
 """
 
+from typing import ClassVar
+
 from my_package.lume_adapter import StatelessModel
 from my_package.validation import Value
 
@@ -27,6 +29,13 @@ class MyPackageModel(StatelessModel):
         model.evaluate({"x": np.linspace(0, 1, 101)})    # a scan
         model.set({"x": 2.0}); model.get(["y"])          # lume-base LUMEModel
     """
+
+    # How scans of this model run best (README: Scaling up); None: the defaults. A slow model
+    # that waits on an external program wants workers (threads); a CPU-bound pure-Python one
+    # processes = True. --workers, --processes and --chunk-size override these.
+    chunk_size: ClassVar[int | None] = None  # points per chunk (one Prefect task each)
+    workers: ClassVar[int | None] = None  # chunks evaluated at once
+    processes: ClassVar[bool] = False  # worker processes instead of threads
 
     def _evaluate(self, input_dict: dict[str, Value]) -> dict[str, Value]:
         # Placeholder physics: replace with yours (numpy operations only, so that

@@ -1,0 +1,189 @@
+"""Chunked scans in parallel: speed-up of threads, processes and Dask, and what chunking costs.
+
+Printed, side by side, all measured in this one run:
+
+* a 200-point scan of a model that sleeps 20 ms per point (waits like an external program,
+  releases the GIL): serial (1 worker) vs 2, 4 and 8 threads, and a local Dask cluster of 2
+  workers; on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool)
+  and the Prefect flow's scan step (one task per chunk: flow.evaluate_scan);
+* the same scan of a CPU-bound pure-Python model (a loop, calibrated here to --cpu-ms per
+  point): serial vs 2 processes and Dask with 2 workers;
+* wall time, speed-up over serial and efficiency (speed-up / workers). Pool and cluster
+  start-up are inside the wall time (spawned processes import numpy and Prefect);
+* the 10^6-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
+  with one chunk (what the code did before chunking) vs the default chunks, and the whole
+  flow run in this process before chunking (one evaluate task, as before) vs after.
+
+    python bench/bench_parallel.py [--points 200] [--sleep-ms 20] [--cpu-ms 100] [--repeat 3]
+
+The slow models are tests/slow_models.py (test-only subclasses of the package's model).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def calibrate_loops(cpu_ms: float) -> int:
+    """Loop iterations of slow_models.LoopModel that take ``cpu_ms`` on this machine."""
+    loops = 2_000_000
+    start = time.perf_counter()
+    total = 0
+    for i in range(loops):
+        total += i % 7
+    return max(1, int(loops * cpu_ms / 1000 / (time.perf_counter() - start)))
+
+
+def row(label: str, wall: float, serial: float, workers: int) -> str:
+    speedup = serial / wall
+    return f"  {label:<34} {wall:8.2f} s  {speedup:6.2f}x  {speedup / workers:6.0%}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--sleep-ms", type=float, default=20)
+    parser.add_argument("--cpu-ms", type=float, default=100)
+    parser.add_argument("--numpy-points", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each numpy measurement")
+    parser.add_argument("--numpy-only", action="store_true", help="only the 10^6-point scans")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench_parallel_"))
+    env = offline_env(work)
+    (work / "prefect").mkdir()
+    loops = calibrate_loops(args.cpu_ms)
+    env.update(
+        SLEEP_PER_POINT=str(args.sleep_ms / 1000),
+        LOOPS_PER_POINT=str(loops),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), env.get("PYTHONPATH", "")]),
+        MY_PACKAGE_OUTPUT_DIR=str(work / "results"),
+        PREFECT_LOCAL_STORAGE_PATH=str(work / "storage"),
+    )
+    os.environ.update(env)  # this process runs the flows; its pools and clusters inherit it
+    sys.path.insert(0, str(ROOT / "tests"))
+    import slow_models
+
+    import my_package.flow as flow_module
+    from my_package.chunks import Parallel, scan_in_pool
+    from my_package.validation import ScanRange, collect_inputs
+    from my_package.variables import load_variables
+
+    first = load_variables()[0][0]
+    low, high = first.value_range
+    values = collect_inputs({}, {first.name: ScanRange(start=low, stop=high, num=args.points)})
+    scanned = [first.name]
+    cpus = os.cpu_count()
+    print(f"machine: {cpus} cores, load average {os.getloadavg()[0]:.1f} (shared: noisy figures)")
+    print(f"{args.points} points; sleep model {args.sleep_ms:g} ms/point; CPU model "
+          f"{args.cpu_ms:g} ms/point ({loops:,} loop iterations, calibrated)")  # fmt: skip
+
+    def pool_scan(model: type, options: Parallel) -> float:
+        start = time.perf_counter()
+        scan_in_pool(model, values, scanned, options)
+        return time.perf_counter() - start
+
+    from prefect import flow
+
+    @flow(name="bench-parallel-scan", persist_result=False)
+    def prefect_scan(options: Parallel) -> float:
+        # Only the scan step of my_package_flow, timed inside the flow (no server start-up).
+        start = time.perf_counter()
+        flow_module.evaluate_scan(values, scanned, options)
+        return time.perf_counter() - start
+
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    def fresh_storage() -> object:
+        # A new chunk storage per run: the cache must not answer (that is resume, not speed).
+        path = work / f"storage-{time.monotonic_ns()}"
+        return temporary_settings({PREFECT_LOCAL_STORAGE_PATH: path})
+
+    def flow_scan(model: type, options: Parallel) -> float:
+        flow_module.MyPackageModel = model
+        with fresh_storage():
+            return prefect_scan(options)
+
+    prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server: not timed
+    cases: list[tuple[str, type, list[tuple[str, Parallel, int]]]] = [
+        ("sleep (releases the GIL)", slow_models.SleepyModel, [
+            ("2 threads", Parallel(workers=2), 2),
+            ("4 threads", Parallel(workers=4), 4),
+            ("8 threads", Parallel(workers=8), 8),
+            ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
+        ]),
+        ("CPU-bound pure Python", slow_models.LoopModel, [
+            ("2 processes", Parallel(workers=2, processes=True), 2),
+            ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
+        ]),
+    ]  # fmt: skip
+    print(f"\n  {'':<34} {'wall':>10}  {'speed-up':>7}  {'efficiency':>6}")
+    paths = [] if args.numpy_only else [("evaluate --scan (local pool)", pool_scan),
+                                        ("Prefect flow", flow_scan)]  # fmt: skip
+    for path, run in paths:
+        for title, model, options in cases:
+            print(f"{path}: {title}")
+            serial = run(model, Parallel(workers=1))
+            print(row("serial (1 worker)", serial, serial, 1))
+            for label, option, workers in options:
+                print(row(label, run(model, option), serial, workers), flush=True)
+
+    # -- the package's numpy model at 10^6 points: chunking must cost nothing noticeable --
+    n = args.numpy_points
+    print(f"\nnumpy model, {n:,} points, medians of {args.repeat}:")
+    flow_module.MyPackageModel = slow_models.MyPackageModel
+    scan_arg = f"{first.name}={low}:{high}:{n}"
+
+    def cold(*extra: str) -> float:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "my_package", "evaluate", "--scan", scan_arg, *extra],
+            cwd=work, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        return time.perf_counter() - start
+
+    def interleaved(before: Callable[[], float], after: Callable[[], float]) -> tuple[float, float]:
+        # Alternated, so a change in the machine's load skews both alike; medians.
+        pairs = [(before(), after()) for _ in range(args.repeat)]
+        return tuple(statistics.median(times) for times in zip(*pairs, strict=True))
+
+    before, after = interleaved(lambda: cold("--chunk-size", str(n)), lambda: cold())
+    print(f"  evaluate --scan, one chunk (before)   {before:8.3f} s")
+    print(f"  evaluate --scan, default chunks       {after:8.3f} s  {after / before - 1:+.1%}")
+
+    scan = {first.name: ScanRange(start=low, stop=high, num=n)}
+    chunked = flow_module.evaluate_scan
+
+    def whole_flow(unchunked: bool) -> float:
+        # "before": the flow as it was, the whole scan in one evaluate task.
+        flow_module.evaluate_scan = (
+            (lambda values, scanned, parallel: flow_module.evaluate(values))
+            if unchunked
+            else chunked
+        )
+        with fresh_storage():
+            start = time.perf_counter()
+            flow_module.my_package_flow(scan=scan)
+            return time.perf_counter() - start
+
+    flow_before, flow_after = interleaved(lambda: whole_flow(True), lambda: whole_flow(False))
+    flow_module.evaluate_scan = chunked
+    print(f"  flow run, one evaluate task (before)  {flow_before:8.3f} s")
+    print(f"  flow run, default chunks              {flow_after:8.3f} s  "
+          f"{flow_after / flow_before - 1:+.1%}")  # fmt: skip
+    print(f"\nscratch directory: {work} (delete it: results and chunk storage)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Chunked scans: split a scan's points into chunks, evaluate them in parallel, join them in order.
+
+One code path for both ways of running a scan: ``evaluate --scan`` runs the chunks on a
+thread or process pool here (``evaluate_scan``, no Prefect); the flow (flow.py) runs each
+chunk as a Prefect task on a task runner built by ``task_runner``. Both split with
+``split``, name chunks the same way and join with ``join``, so a chunked scan gives the
+same arrays, and so the same result and unique_hash, as one evaluation of all points.
+
+How a scan is spread (``Parallel``) comes from, first to last: the command line or the
+flow's ``parallel`` parameter, the environment (``MY_PACKAGE_WORKERS`` ...), the model
+class's ``chunk_size`` / ``workers`` / ``processes`` attributes, the defaults here.
+"""
+
+import hashlib
+import inspect
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from my_package.validation import WARNINGS_KEY, ModelOutputError, Value
+
+# Without a chunk size, one worker evaluates the whole scan as one chunk (a fast numpy model
+# loses nothing: bench/bench_parallel.py), and N > 1 workers get two chunks each: balanced,
+# with as few tasks as possible (each costs a few Prefect API calls). Slow models set
+# chunk_size in their class instead: progress and resume then go chunk by chunk.
+CHUNKS_PER_WORKER = 2
+DEFAULT_RETRIES = 1
+DASK_PATTERN = r"^(local:[1-9][0-9]*|(tcp|tls|ucx|inproc)://\S+)$"
+
+
+class ParallelOptionsError(ValueError):
+    """Parallel options that cannot work together; the message says which and what to do."""
+
+
+class Parallel(BaseModel):
+    """How a scan is split into chunks and spread over workers (None: not set here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int | None = Field(
+        None, ge=1, le=1024, description="chunks evaluated at once (default: the model's, else 1)"
+    )
+    processes: bool | None = Field(
+        None, description="worker processes instead of threads (CPU-bound pure-Python models)"
+    )
+    chunk_size: int | None = Field(None, ge=1, description="points per chunk (one task each)")
+    dask: str | None = Field(
+        None,
+        pattern=DASK_PATTERN,
+        description="run the chunks on a Dask cluster: tcp://HOST:PORT, or local:N for N workers",
+    )
+    chunk_retries: int | None = Field(
+        None, ge=0, le=10, description=f"retries of a failing chunk (default {DEFAULT_RETRIES})"
+    )
+
+
+class ParallelSettings(Parallel, BaseSettings):
+    """The same options from the environment: MY_PACKAGE_WORKERS, MY_PACKAGE_CHUNK_SIZE, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="MY_PACKAGE_", env_file=".env", extra="ignore")
+
+
+def options(
+    workers: int | None = None,
+    processes: bool | None = None,
+    chunk_size: int | None = None,
+    dask: str | None = None,
+    chunk_retries: int | None = None,
+) -> Parallel:
+    """Parallel from the command line's values; a bad one is a ParallelOptionsError naming it."""
+    given = {
+        "workers": workers,
+        "processes": processes,
+        "chunk_size": chunk_size,
+        "dask": dask,
+        "chunk_retries": chunk_retries,
+    }
+    try:
+        return Parallel(**{name: value for name, value in given.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        problem = (
+            "is not a Dask address; give tcp://HOST:PORT, or local:N for N local workers"
+            if name == "dask"
+            else error["msg"].lower().replace("input should be", "must be")
+        )
+        raise ParallelOptionsError(f"--{name.replace('_', '-')} {given[name]} {problem}") from None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved Parallel for one scan: every option has its value."""
+
+    points: int
+    chunk_size: int
+    workers: int
+    processes: bool
+    dask: str | None
+    retries: int
+
+    @property
+    def chunks(self) -> int:
+        return math.ceil(self.points / self.chunk_size)
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        """The points [start, stop) of chunk ``index``."""
+        start = index * self.chunk_size
+        return start, min(start + self.chunk_size, self.points)
+
+    def label(self, index: int) -> str:
+        start, stop = self.bounds(index)
+        return f"chunk {index + 1} of {self.chunks} (points {start}-{stop - 1})"
+
+    def describe(self) -> str:
+        where = (
+            f"Dask {self.dask}"
+            if self.dask
+            else f"{self.workers} {'process' if self.processes else 'thread'}"
+            f"{'es' if self.processes and self.workers > 1 else ''}"
+            f"{'s' if not self.processes and self.workers > 1 else ''}"
+        )
+        return f"{self.points} points in {self.chunks} chunks of {self.chunk_size}, on {where}"
+
+
+def plan(points: int, options: Parallel | None = None, model_class: type | None = None) -> Plan:
+    """Resolve the options for a scan of ``points`` points (see the module docstring)."""
+    given = options.model_dump(exclude_none=True) if options else {}
+    env = ParallelSettings().model_dump(exclude_none=True)
+    model = {
+        name: getattr(model_class, name)
+        for name in ("workers", "processes", "chunk_size")
+        if getattr(model_class, name, None) is not None
+    }
+    chosen = {**model, **env, **given}
+    dask = chosen.get("dask")
+    if dask and chosen.get("processes"):
+        raise ParallelOptionsError(
+            "--dask and --processes exclude each other (Dask has its own worker processes); "
+            "give one of them"
+        )
+    workers = chosen.get("workers", 1)
+    if dask and dask.startswith("local:"):
+        workers = int(dask.removeprefix("local:"))
+    chunks = 1 if workers == 1 else min(points, CHUNKS_PER_WORKER * workers)
+    chunk_size = chosen.get("chunk_size") or math.ceil(points / chunks)
+    return Plan(
+        points=points,
+        chunk_size=min(chunk_size, points),
+        workers=workers,
+        processes=bool(chosen.get("processes", False)),
+        dask=dask,
+        retries=chosen.get("chunk_retries", DEFAULT_RETRIES),
+    )
+
+
+def scan_length(values: Mapping[str, Any], scanned: Sequence[str]) -> int:
+    """The number of points: the length of the scanned inputs' first axis."""
+    return len(values[scanned[0]]) if scanned else 1
+
+
+def split(values: Mapping[str, Any], scanned: Sequence[str], plan: Plan) -> list[dict]:
+    """The inputs of each chunk: scanned inputs sliced along axis 0 (views), the rest as is."""
+    chunks = []
+    for index in range(plan.chunks):
+        start, stop = plan.bounds(index)
+        chunks.append({k: v[start:stop] if k in scanned else v for k, v in values.items()})
+    return chunks
+
+
+def join(parts: Sequence[Mapping[str, Any]], labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The chunks' outputs, in order, as one: arrays concatenated along axis 0 (ND included).
+
+    Warnings (``default_validation_config: warn``) are kept in chunk order, each prefixed by
+    its chunk's label: their "at index" counts from the chunk's first point.
+    """
+    if len(parts) == 1:
+        return dict(parts[0])
+    joined: dict[str, Any] = {}
+    for name in parts[0]:
+        if name == WARNINGS_KEY:
+            continue
+        values = [part[name] for part in parts]
+        if all(np.ndim(value) == 0 for value in values):
+            # A model may return one number for a whole scan; it must not differ by chunk.
+            if len({float(value) for value in values}) > 1:
+                raise ModelOutputError(
+                    f"output {name!r} is one number per chunk and differs between chunks; "
+                    "return one value per point"
+                )
+            joined[name] = values[0]
+        else:
+            joined[name] = np.concatenate([np.atleast_1d(value) for value in values], axis=0)
+    labels = labels or [f"chunk {i + 1}" for i in range(len(parts))]
+    warnings = [
+        f"{label}: {text}"
+        for label, part in zip(labels, parts, strict=True)
+        for text in part.get(WARNINGS_KEY, [])
+    ]
+    if warnings:
+        joined[WARNINGS_KEY] = warnings
+    return joined
+
+
+class ChunkError(RuntimeError):
+    """A chunk that failed: the message names the chunk, its first failing point and why."""
+
+
+def _first_failing_point(model: Any, chunk: Mapping[str, Any], scanned: Sequence[str]) -> int:
+    """Index within ``chunk`` of the first point the model fails on alone, or -1."""
+    for i in range(scan_length(chunk, scanned)):
+        point = {k: v[i : i + 1] if k in scanned else v for k, v in chunk.items()}
+        try:
+            model.evaluate(point)
+        except Exception:
+            return i
+    return -1
+
+
+def evaluate_chunk(
+    model_class: type, chunk: dict[str, Any], scanned: Sequence[str], label: str, start: int
+) -> dict[str, Any]:
+    """Evaluate one chunk; on failure raise ChunkError naming it and its first failing point."""
+    model = model_class()
+    try:
+        return model.evaluate(chunk)
+    except Exception as exc:
+        # Find the point, so the user can look at it: only on failure, at most one chunk's work.
+        i = _first_failing_point(model, chunk, scanned)
+        if i < 0:
+            raise ChunkError(f"{label} failed ({exc}); no single point fails alone") from exc
+        where = ", ".join(f"{name}={float(chunk[name][i]):.6g}" for name in scanned)
+        raise ChunkError(f"{label} failed at point {start + i} ({where}): {exc}") from exc
+
+
+def code_version(model_class: type) -> str:
+    """A digest of the source of every module that defines the model's ``_evaluate``."""
+    digest = hashlib.blake2b(digest_size=16)
+    for cls in model_class.__mro__:
+        if "_evaluate" in vars(cls):
+            digest.update(inspect.getsource(sys.modules[cls.__module__]).encode())
+    return digest.hexdigest()
+
+
+def chunk_key(version: str, chunk: Mapping[str, Value]) -> str:
+    """The chunk's cache key: its input values (bytes, exactly) and the model's code version."""
+    digest = hashlib.blake2b(version.encode(), digest_size=16)
+    for name in sorted(chunk):
+        array = np.ascontiguousarray(chunk[name], dtype=np.float64)
+        digest.update(f"{name}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+def task_runner(plan: Plan) -> Any:
+    """The Prefect task runner for the plan's chunks (imports Prefect: flow side only)."""
+    if plan.dask:
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise ParallelOptionsError(
+                "--dask needs prefect-dask and distributed: pip install -e '.[dask]'"
+            ) from None
+        if plan.dask.startswith("local:"):
+            _quiet_dask()
+            # One single-threaded worker process per chunk in flight: what --processes does.
+            return DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": plan.workers,
+                    "threads_per_worker": 1,
+                    "silence_logs": logging.ERROR,
+                }
+            )
+        return DaskTaskRunner(address=plan.dask, client_kwargs={"timeout": "10s"})
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    runner = ProcessPoolTaskRunner if plan.processes else ThreadPoolTaskRunner
+    return runner(max_workers=plan.workers)
+
+
+def _quiet_dask() -> None:
+    # A local cluster's scheduler and nannies live in this process and log every start and
+    # stop at INFO through Prefect's handler: keep warnings and errors only.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@contextmanager
+def worker_settings(plan: Plan) -> Iterator[None]:
+    """Inside a flow: hand worker processes and Dask workers this run's Prefect API.
+
+    They get the flow's settings; without a configured API URL (a temporary server) each
+    would start a temporary server of its own, slowly, and report nowhere useful.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if not (plan.processes or plan.dask) or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one this run already uses (one per process)
+    server.start()  # a no-op when it is running
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+@contextmanager
+def _executor(plan: Plan) -> Iterator[Executor]:
+    """A concurrent.futures pool for the plan, shut down (Dask: disconnected) on exit."""
+    if plan.dask:
+        from distributed import Client
+
+        if plan.dask.startswith("local:"):
+            _quiet_dask()
+            client = Client(
+                n_workers=plan.workers,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        else:
+            client = Client(plan.dask, timeout="10s")
+        with client, client.get_executor() as pool:
+            yield pool
+        return
+    if plan.processes:
+        import multiprocessing
+
+        # spawn, as Prefect's process runner: no fork of a process that may hold threads.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(plan.workers, mp_context=spawn) as pool:
+            yield pool
+        return
+    with ThreadPoolExecutor(plan.workers) as pool:
+        yield pool
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan: how many chunks were done."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(done, total)
+        self.done, self.total = done, total
+
+
+def evaluate_scan(
+    model_class: type,
+    values: Mapping[str, Value],
+    scanned: Sequence[str],
+    plan: Plan,
+    on_chunk: Callable[[int, bool], None] | None = None,
+) -> dict[str, Value]:
+    """Evaluate a scan chunk by chunk on a local pool (no Prefect); outputs in point order.
+
+    ``on_chunk(points, cached)`` is called as each chunk finishes (progress).
+    """
+    chunks = split(values, scanned, plan)
+    outputs: list[dict[str, Value] | None] = [None] * len(chunks)
+    args = [
+        (model_class, chunk, scanned, plan.label(i), plan.bounds(i)[0])
+        for i, chunk in enumerate(chunks)
+    ]
+    try:
+        if plan.workers == 1 and not plan.dask:
+            # One worker: no pool, no copies (the fast numpy path of today).
+            for i, arg in enumerate(args):
+                outputs[i] = evaluate_chunk(*arg)
+                if on_chunk:
+                    on_chunk(len(chunks[i][scanned[0]]), False)
+        else:
+            with _executor(plan) as pool:
+                futures = {pool.submit(evaluate_chunk, *arg): i for i, arg in enumerate(args)}
+                try:
+                    for future in as_completed(futures):
+                        i = futures[future]
+                        outputs[i] = future.result()
+                        if on_chunk:
+                            on_chunk(len(chunks[i][scanned[0]]), False)
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    except KeyboardInterrupt:
+        raise ScanInterrupted(sum(out is not None for out in outputs), len(chunks)) from None
+    return join(outputs, [plan.label(i) for i in range(len(chunks))])  # type: ignore[arg-type]
+
+
+def scan_in_pool(
+    model_class: type, values: Mapping[str, Value], scanned: Sequence[str], options: Parallel
+) -> dict[str, Value]:
+    """``evaluate --scan``: plan the chunks, evaluate them with progress on stderr."""
+    from my_package.progress import ScanProgress
+
+    chosen = plan(scan_length(values, scanned), options, model_class)
+    progress = ScanProgress(chosen.points, chosen.chunks)
+    try:
+        return evaluate_scan(model_class, values, scanned, chosen, progress.advance)
+    finally:
+        progress.close()

@@ -1,0 +1,304 @@
+"""Chunked scans through Prefect: task runners (threads, processes, a real Dask cluster),
+progress, resume from Prefect's result cache, a failing chunk, Ctrl-C.
+
+The model is a slow test-only subclass of the package's (tests/slow_models.py) that records
+every call, so the tests count what was computed. Names and ranges come from variables.yml.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import slow_models
+
+from my_package.chunks import ChunkError, Parallel
+from my_package.config import Settings
+from my_package.results import Result
+from my_package.targets import load_result
+from my_package.validation import ScanRange, collect_inputs
+from my_package.variables import load_variables
+
+TESTS = Path(__file__).resolve().parent
+INPUTS, OUTPUTS = load_variables()
+FIRST = INPUTS[0]
+LOW, HIGH = FIRST.value_range
+
+
+def _scan(points: int) -> dict[str, ScanRange]:
+    return {FIRST.name: ScanRange(start=LOW, stop=HIGH, num=points)}
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A temporary Prefect API for this module's flow runs (8-10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def run_env(
+    prefect_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Path]]:
+    """Results and chunk storage in tmp_path, SleepyModel as the flow's model, calls counted.
+
+    Yields (results directory, calls file). The chunk cache is this test's own, so earlier
+    runs (of any test session) cannot answer for it.
+    """
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    import my_package.flow as flow_module
+
+    for name in ("WORKERS", "PROCESSES", "CHUNK_SIZE", "DASK", "CHUNK_RETRIES"):
+        monkeypatch.delenv(f"MY_PACKAGE_{name}", raising=False)
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
+    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("MODEL_CALLS_FILE", str(tmp_path / "calls.txt"))
+    monkeypatch.setattr(flow_module, "MyPackageModel", slow_models.SleepyModel)
+    with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "storage"}):
+        yield tmp_path / "results", tmp_path / "calls.txt"
+
+
+def _flow():
+    from my_package.flow import my_package_flow
+
+    return my_package_flow
+
+
+def _serial(model: type, points: int) -> dict:
+    """The outputs of one model call on all the scan's points (no chunks)."""
+    return model().evaluate(collect_inputs({}, _scan(points)))
+
+
+def _assert_same_result(ref, model: type, points: int) -> None:
+    """Chunked outputs equal the unchunked ones exactly, and so does the unique_hash."""
+    saved = load_result(ref, Settings())
+    serial = _serial(model, points)
+    for name, value in serial.items():
+        assert np.array_equal(np.asarray(saved.outputs[name]), value), name
+    unchunked = Result(
+        project_name=saved.project_name,
+        flow_id=saved.flow_id,
+        inputs=collect_inputs({}, _scan(points)),
+        outputs=serial,
+    )
+    assert unchunked.unique_hash == ref.unique_hash
+
+
+def _progress_artifact() -> float:
+    """The latest value of the flow's progress artifact, read back from the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["my-package-scan"]))
+        )
+    return float(artifact.data)
+
+
+def test_threads_equal_serial_with_progress(run_env, capsys: pytest.CaptureFixture) -> None:
+    _, calls = run_env
+    ref = _flow()(scan=_scan(40), parallel=Parallel(workers=4, chunk_size=3))
+    _assert_same_result(ref, slow_models.SleepyModel, 40)
+    assert sorted(slow_models.calls(calls)) == sorted([40] + [3] * 13 + [1])
+    lines = capsys.readouterr().err.splitlines()
+    progress = [line for line in lines if line.startswith("scan: ")]
+    assert progress[-1].startswith("scan: 40/40 points (100 %), 14/14 chunks, ")
+    assert _progress_artifact() == 100.0
+
+
+@pytest.mark.slow
+def test_processes_equal_serial(run_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import my_package.flow as flow_module
+
+    monkeypatch.setattr(flow_module, "MyPackageModel", slow_models.LoopModel)
+    # Spawned worker processes import slow_models: tests/ must be on their path.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    ref = _flow()(scan=_scan(20), parallel=Parallel(workers=2, processes=True, chunk_size=5))
+    _assert_same_result(ref, slow_models.LoopModel, 20)
+
+
+def test_failing_chunk_is_named_and_a_rerun_computes_only_the_failed_chunks(
+    run_env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    results, calls = run_env
+    points = collect_inputs({}, _scan(50))[FIRST.name]
+    monkeypatch.setenv("FAIL_ABOVE", repr(float(points[32])))  # chunks 4 and 5 fail
+    parallel = Parallel(workers=2, chunk_size=10, chunk_retries=1)
+    with pytest.raises(ChunkError, match=r"^chunk 4 of 5 \(points 30-39\) failed at point 33 "):
+        _flow()(scan=_scan(50), parallel=parallel)
+    assert not results.exists()  # nothing saved
+    # 3 good chunks once; 2 failing chunks tried twice each (a retry), each try then
+    # re-evaluating its points one by one to find the first failing one.
+    assert slow_models.calls(calls).count(10) == 3 + 2 * 2
+    calls.unlink()
+
+    monkeypatch.delenv("FAIL_ABOVE")  # "fixed": the same model code, so the same cache keys
+    capsys.readouterr()
+    ref = _flow()(scan=_scan(50), parallel=parallel)
+    assert slow_models.calls(calls) == [10, 10]  # only chunks 4 and 5
+    assert "resumed: 3 of 5 chunks were done by an earlier run" in capsys.readouterr().err
+    _assert_same_result(ref, slow_models.SleepyModel, 50)
+
+
+# -- a real Dask cluster: scheduler and 2 workers on 127.0.0.1, started and stopped here ---
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``dask scheduler`` and two single-threaded ``dask worker``s.
+
+    Yields the scheduler's address and the file where the workers record model calls.
+    """
+    pytest.importorskip("distributed")
+    logs = tmp_path_factory.mktemp("dask")
+    port, dashboard = _free_port(), _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    calls = logs / "calls.txt"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "MODEL_CALLS_FILE": str(calls),
+    }
+    dask = [sys.executable, "-m"]
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], name: str) -> None:
+        with (logs / f"{name}.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+
+    try:
+        scheduler = ["--host", "127.0.0.1", "--port", str(port)]
+        scheduler += ["--dashboard-address", f"127.0.0.1:{dashboard}"]
+        start([*dask, "distributed.cli.dask_scheduler", *scheduler], "scheduler")
+        for i in range(2):
+            start([*dask, "distributed.cli.dask_worker", address, "--nthreads", "1",
+                   "--host", "127.0.0.1", "--no-dashboard"], f"worker{i}")  # fmt: skip
+        from distributed import Client
+
+        deadline = time.monotonic() + 120
+        with Client(address, timeout="60s") as client:
+            while len(client.scheduler_info()["workers"]) < 2:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    logs_text = "\n".join(p.read_text() for p in logs.glob("*.log"))
+                    pytest.fail(f"Dask cluster did not start:\n{logs_text[-5000:]}")
+                time.sleep(0.2)  # a poll interval, not a wait for readiness
+        yield address, calls
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+@pytest.mark.slow
+def test_dask_cluster_equals_serial(run_env, dask_cluster: tuple[str, Path]) -> None:
+    address, calls = dask_cluster
+    calls.unlink(missing_ok=True)
+    ref = _flow()(scan=_scan(30), parallel=Parallel(dask=address, chunk_size=5))
+    _assert_same_result(ref, slow_models.SleepyModel, 30)  # its one call is in this process
+    assert slow_models.calls(calls) == [5] * 6  # every chunk ran on a Dask worker
+
+
+@pytest.mark.slow
+def test_evaluate_scan_on_the_dask_cluster(run_env, dask_cluster: tuple[str, Path]) -> None:
+    from my_package.chunks import scan_in_pool
+
+    address, calls = dask_cluster
+    calls.unlink(missing_ok=True)
+    values = collect_inputs({}, _scan(30))
+    outputs = scan_in_pool(
+        slow_models.SleepyModel, values, [FIRST.name], Parallel(dask=address, chunk_size=4)
+    )
+    for name, value in _serial(slow_models.SleepyModel, 30).items():
+        assert np.array_equal(outputs[name], value), name
+    assert sorted(slow_models.calls(calls)) == [2] + [4] * 7
+
+
+# -- Ctrl-C on the command line, then the same command again ------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PREFECT_API", "MY_PACKAGE_"))
+    }
+    home = tmp_path / "prefect"
+    home.mkdir()
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        PREFECT_HOME=str(home),
+        PREFECT_LOGGING_LEVEL="WARNING",
+        SLEEP_PER_POINT="0.05",
+        MODEL_CALLS_FILE=str(tmp_path / "calls.txt"),
+    )
+    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
+               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]  # fmt: skip
+    # Its own session, and SIGINT to the whole group: what Ctrl-C in a terminal does (the
+    # temporary Prefect server, a child, gets it too).
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("scan: ") and " 3/12 chunks" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    # Our line last, no traceback. (Once in four runs here, a background thread of Prefect's
+    # reported the temporary server, stopped by the same Ctrl-C, as gone before it.)
+    others = [text for text in rest.splitlines() if not text.startswith("scan: ")]
+    assert others and "Traceback" not in rest, rest
+    line = others[-1]
+    match = re.fullmatch(r"interrupted: (\d+) of 12 chunks done; run the same command again to "
+                         r"compute only the other (\d+)", line)  # fmt: skip
+    assert match, line
+    done = int(match[1])
+    assert 3 <= done < 12 and int(match[2]) == 12 - done
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "calls.txt").unlink()
+
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"resumed: {done} of 12 chunks were done by an earlier run and taken from Prefect's "
+        f"cache; computed {12 - done}"
+    ) in again.stderr
+    assert len(slow_models.calls(tmp_path / "calls.txt")) == 12 - done
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 1
