@@ -354,7 +354,7 @@ def command_run(args: argparse.Namespace) -> None:
     _quiet_user_errors_on_console()
     from my_package.validation import ModelInputs
 
-    updates = {}
+    updates: dict[str, Any] = {}
     if not PREFECT_API_URL.value():
         from my_package.local_server import start_temporary_server
 

@@ -99,7 +99,7 @@ def env_name(loc: tuple[str | int, ...]) -> str:
         return head
     field = Settings.model_fields.get(head)
     if field is not None and field.validation_alias is not None:
-        return field.validation_alias.choices[0]  # type: ignore[union-attr]
+        return str(field.validation_alias.choices[0])  # type: ignore[union-attr]
     return "__".join(["LUME_" + head.upper(), *(str(part).upper() for part in loc[1:])])
 
 
