@@ -7,6 +7,7 @@ keeps a Prefect progress artifact for the UI. Plain lines go to logs and pipes, 
 about twenty per scan.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -112,10 +113,9 @@ def _stop_temporary_server() -> None:
     """Stop this process's temporary Prefect server (a no-op when none was started)."""
     from prefect.server.api.server import SubprocessASGIServer
 
-    try:
+    # Leaving anyway: the server may be stopping already.
+    with contextlib.suppress(Exception):
         SubprocessASGIServer().stop()
-    except Exception:  # noqa: S110 (leaving anyway; the server may be stopping already)
-        pass
 
 
 def on_ctrl_c(temporary_server: bool) -> Callable[[int, Any], None]:
