@@ -30,6 +30,19 @@ class ResultsDBSettings(BaseModel):
     timeout_ms: int = Field(3000, ge=100)
 
 
+class MountedFilesystemSettings(BaseModel):
+    """Where the MongoDB target keeps large arrays (lume-services' ``mounted_filesystem``).
+
+    ``mount_path`` is the directory as this process sees it; ``mount_alias`` is the
+    path written into results (what lume-services' containers see), default the same.
+    Unset: the MongoDB target stores every array inside its document.
+    """
+
+    mount_path: Path | None = None
+    mount_alias: str | None = None
+    mount_type: Literal["Directory", "DirectoryOrCreate"] = "DirectoryOrCreate"
+
+
 class Settings(BaseSettings):
     """Everything a run reads from its environment."""
 
@@ -42,6 +55,7 @@ class Settings(BaseSettings):
     )
 
     results_db: ResultsDBSettings = ResultsDBSettings()
+    mounted_filesystem: MountedFilesystemSettings = MountedFilesystemSettings()
     backend: Literal["local", "docker", "kubernetes"] = "local"
 
     # This package's own settings.
@@ -57,4 +71,11 @@ class Settings(BaseSettings):
         "my_package",
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
         validation_alias=AliasChoices("MY_PACKAGE_PROJECT_NAME", "project_name"),
+    )
+    # Arrays larger than this go to HDF5 files beside the result (bench/README.md: below
+    # ~128 KiB the JSON text is written faster than an HDF5 file).
+    file_threshold_bytes: int = Field(
+        131072,
+        ge=0,
+        validation_alias=AliasChoices("MY_PACKAGE_FILE_THRESHOLD_BYTES", "file_threshold_bytes"),
     )
