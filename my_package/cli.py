@@ -12,12 +12,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from my_package import results_cli  # argparse only: --help stays fast
+
 EPILOG = """examples:
   python -m my_package run
   python -m my_package run --set NAME=VALUE --set NAME=VALUE
   python -m my_package evaluate --scan NAME=START:STOP:NUM
   python -m my_package run --target mongodb      # LUME_RESULTS_DB__HOST etc. from the environment
   python -m my_package describe --markdown
+  python -m my_package results list          # then: results show|export|plot HASH
 """
 
 
@@ -67,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     describe = commands.add_parser("describe", help="list the model's variables")
     describe.add_argument("--markdown", action="store_true", help="print README.md's table")
+    results_cli.add_parser(commands)
     return parser
 
 
@@ -124,7 +128,7 @@ def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
     """Validate, evaluate and save without Prefect."""
     from my_package.config import Settings
     from my_package.model import MyPackageModel
-    from my_package.results import Result
+    from my_package.results import Result, run_metadata
     from my_package.targets import save_result
     from my_package.validation import collect_inputs
 
@@ -133,7 +137,11 @@ def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
     inputs = collect_inputs(values, scan, model.input_variables)
     outputs = model.evaluate(inputs)
     result = Result(
-        project_name=settings.project_name, flow_id="local", inputs=inputs, outputs=outputs
+        project_name=settings.project_name,
+        flow_id="local",
+        inputs=inputs,
+        outputs=outputs,
+        metadata=run_metadata(model, inputs, scan, None),
     )
     ref = save_result(result, settings, target)
     print(_summary(outputs))
@@ -183,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "results":
+        return results_cli.run(args)
 
     from pydantic import ValidationError
 
