@@ -100,20 +100,25 @@ def parse_assignments(assignments: Sequence[str], scans: Sequence[str]) -> tuple
     return values, scan
 
 
-def _summary(outputs: dict[str, Any]) -> str:
+def _summary(outputs: dict[str, Any], units: dict[str, str] | None = None) -> str:
     import numpy as np
 
     from my_package.validation import WARNINGS_KEY
     from my_package.variables import is_nd, load_variables
 
     variables = {var.name: var for var in load_variables()[1]}
+    units = {name: getattr(var, "unit", None) or "" for name, var in variables.items()} | (
+        units or {}
+    )
     lines = [f"warning: {text}" for text in outputs.get(WARNINGS_KEY, [])]
-    for name, var in variables.items():
-        array, unit = np.asarray(outputs[name]), getattr(var, "unit", None) or ""
+    # The declared outputs, then any that a step of the flow added (an analysis result).
+    added = [name for name in outputs if name not in variables and name != WARNINGS_KEY]
+    for name in [*variables, *added]:
+        array, unit = np.asarray(outputs[name]), units.get(name, "")
         if array.ndim == 0:
             lines.append(f"{name} = {array.item():.6g} {unit}")
         else:  # a scan, or an array output: its shape (arrays) and its extremes
-            shape = f"shape {array.shape}, " if is_nd(var) else ""
+            shape = f"shape {array.shape}, " if name in variables and is_nd(variables[name]) else ""
             lines.append(f"{name} = {shape}{array.min():.6g} .. {array.max():.6g} {unit}")
     return "\n".join(line.rstrip() for line in lines)
 
@@ -136,15 +141,27 @@ def command_evaluate(values: dict, scan: dict, target: str | None) -> None:
     model = MyPackageModel()
     inputs = collect_inputs(values, scan, model.input_variables)
     outputs = model.evaluate(inputs)
+    metadata = run_metadata(model, inputs, scan, None)
+    # example-only:start
+    from my_package import quad_scan  # the flow's analysis step, as in flow.py
+
+    try:
+        fit = quad_scan.analyze(inputs, outputs)
+    except ValueError as exc:
+        print(f"warning: no quad-scan fit: {exc}", file=sys.stderr)
+        fit = {}
+    outputs = {**outputs, **fit}
+    metadata["units"].update({name: quad_scan.FIT_UNITS[name] for name in fit})
+    # example-only:end
     result = Result(
         project_name=settings.project_name,
         flow_id="local",
         inputs=inputs,
         outputs=outputs,
-        metadata=run_metadata(model, inputs, scan, None),
+        metadata=metadata,
     )
     ref = save_result(result, settings, target)
-    print(_summary(outputs))
+    print(_summary(outputs, metadata["units"]))
     print(_describe_ref(ref))
 
 
@@ -169,11 +186,11 @@ def command_run(values: dict, scan: dict, target: str | None) -> None:
         updates["flows.heartbeat_frequency"] = None
     with temporary_settings(updates=updates):
         ref = my_package_flow(inputs=ModelInputs(**values), scan=scan or None, target=target)
-    if not scan:
-        from my_package.config import Settings
-        from my_package.targets import load_result
+    from my_package.config import Settings
+    from my_package.targets import load_result
 
-        print(_summary(load_result(ref, Settings()).outputs))
+    result = load_result(ref, Settings())  # the stored result, checked: what evaluate prints
+    print(_summary(result.outputs, result.metadata.get("units")))
     print(_describe_ref(ref))
 
 
