@@ -131,8 +131,8 @@ def write_array(
     """Write ``array`` to ``directory/<sha256>.h5`` atomically; return it with its reference.
 
     ``recorded_dir`` is the directory as the reference names it (the mount alias on a
-    mounted filesystem). An existing file of that name is kept if its size and sha256
-    are right, and replaced atomically if not (a corrupt file from an earlier failure).
+    mounted filesystem). A file of that name is replaced atomically by the new one, so
+    a corrupt file left by an earlier failure never survives a save of its array.
     Raises OSError for filesystem errors (the caller names the path).
     """
     array = np.ascontiguousarray(array)
@@ -145,11 +145,9 @@ def write_array(
         sha = _sha256(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        final = directory / f"{sha}.h5"
-        if not (final.is_file() and final.stat().st_size == tmp.stat().st_size):
-            os.replace(tmp, final)  # missing, or truncated: the new file replaces it
-        elif _sha256(final) != sha:
-            os.replace(tmp, final)  # same size, other bytes: corrupt
+        # Always the fresh file, even over one of the same name: an existing file may be
+        # truncated or damaged, and replacing it costs less than reading it to check.
+        os.replace(tmp, directory / f"{sha}.h5")
     finally:
         tmp.unlink(missing_ok=True)
     ref = {

@@ -5,8 +5,9 @@ stores it once and returns the same reference (first save wins). Arrays above
 ``Settings.file_threshold_bytes`` go to HDF5 files first (array_files.py): beside the
 JSON file, or on the mounted filesystem for MongoDB; the record, written last, holds
 their references. Each record has a metadata file or document beside it (units, scan,
-run name), keyed by ``unique_hash``. Every failure is a TargetError naming the path,
-the collection or the server, with what to do.
+run name), keyed by ``unique_hash``; the filesystem target also appends it to the
+project's ``index.jsonl``, so ``results list`` reads one file. Every failure is a
+TargetError naming the path, the collection or the server, with what to do.
 """
 
 import json
@@ -39,6 +40,8 @@ _MOUNT_ENV = "LUME_MOUNTED_FILESYSTEM__MOUNT_PATH"
 DEFAULT_THRESHOLD = Settings.model_fields["file_threshold_bytes"].default
 STALE_SECONDS = 3600  # a temporary file this old belongs to a save that was killed
 META_SUFFIX = ".meta"  # <unique_hash>.meta beside <unique_hash>.json: not a *.json result
+INDEX_NAME = "index.jsonl"  # one metadata line per save: `results list` reads one file
+_cleaned: dict[Path, float] = {}  # directory -> when this process last removed stale temps
 MONGO_MAX_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
 _HASH = re.compile(r"^[0-9a-f]{32}$")
 
@@ -113,6 +116,18 @@ def remove_stale_temps(directory: Path, max_age: float = STALE_SECONDS) -> int:
         except OSError:
             pass  # another save removed it first, or it is not ours to remove
     return removed
+
+
+def clean_if_due(directory: Path) -> None:
+    """Remove stale temporary files, at most once every few minutes per directory.
+
+    A run saves once, so it always cleans; a bulk saver (a notebook, a benchmark)
+    does not rescan a directory of thousands of results on every save.
+    """
+    now = time.monotonic()
+    if now - _cleaned.get(directory, -1e9) > 300:
+        remove_stale_temps(directory)
+        _cleaned[directory] = now
 
 
 def externalize(
@@ -211,7 +226,7 @@ class FilesystemTarget:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _os_error("create the result directory", directory, exc, hint) from None
-        remove_stale_temps(directory)
+        clean_if_due(directory)
         try:
             stored = externalize(result, self.threshold_bytes, directory, str(directory), "local")
         except OSError as exc:
@@ -221,13 +236,15 @@ class FilesystemTarget:
             exists = path.exists()
             if exists and self._intact(path, stored):
                 return self._ref(path, stored)
-            # Metadata first, the record last: a record always has its metadata.
-            meta = path.with_suffix(META_SUFFIX)
-            _write_atomic(meta, [json.dumps(sidecar(stored)).encode()], replace=True)
+            # Metadata first, the record last: a record always has its metadata. Not
+            # fsync'd: it is descriptive, checked when read, and rebuilt by a re-save.
+            meta = json.dumps(sidecar(stored)).encode()
+            _write_atomic(path.with_suffix(META_SUFFIX), [meta], replace=True, durable=False)
             # A corrupt file of that name (truncated by a full disk, edited) is replaced.
             _write_atomic(path, stored.json_chunks(), replace=exists)
         except OSError as exc:
             raise _os_error("write result file", path, exc, hint) from None
+        _append_index(directory / INDEX_NAME, meta)
         return self._ref(path, stored)
 
     @staticmethod
@@ -274,29 +291,37 @@ class FilesystemTarget:
         return result.model_copy(update={"metadata": _read_sidecar(path, result.unique_hash)})
 
     def summaries(self, project_name: str) -> Iterator[dict[str, Any]]:
-        """One summary per saved result of the project (metadata files, not the records)."""
+        """One summary per saved result of the project, from its index and metadata files.
+
+        The records present decide what is listed (a deleted result is gone); their
+        metadata comes from ``index.jsonl`` (one file to read), else from the result's
+        ``.meta`` file, else from the record itself (saved by another tool).
+        """
         directory = self.project_dir(project_name)
         try:
-            entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
+            names = [n for n in os.listdir(directory) if n.endswith(".json")]
         except FileNotFoundError:
             return
         except OSError as exc:
             raise _os_error("list result directory", directory, exc) from None
-        for entry in entries:
-            stem = entry.name[: -len(".json")]
+        present = {name[: -len(".json")] for name in names}
+        indexed = {h: m for h, m in _read_index(directory / INDEX_NAME).items() if h in present}
+        for unique_hash, meta in indexed.items():
+            yield {**meta, "location": str(directory / f"{unique_hash}.json")}
+        for unique_hash in present - indexed.keys():
+            record = directory / f"{unique_hash}.json"
             try:
-                meta = json.loads(Path(directory, stem + META_SUFFIX).read_bytes())
-                if meta.get("unique_hash") != stem:
+                meta = json.loads((directory / f"{unique_hash}{META_SUFFIX}").read_bytes())
+                if meta.get("unique_hash") != unique_hash:
                     raise ValueError("metadata of another result")
-                yield {**meta, "location": entry.path}
+                yield {**meta, "location": str(record)}
             except (OSError, ValueError, AttributeError):
                 try:  # no (usable) metadata: read the record itself
-                    result = Result.from_document(
-                        json.loads(Path(entry.path).read_bytes()), project_name
-                    )
+                    document = json.loads(record.read_bytes())
+                    result = Result.from_document(document, project_name)
                 except (OSError, ValueError, RecursionError):
-                    continue  # not a result (the load of it says why)
-                yield _summary_from_result(result, entry.path)
+                    continue  # not a result (loading it says why)
+                yield _summary_from_result(result, str(record))
 
     def find(self, project_name: str, key: str) -> ResultRef:
         """The result whose path is ``key``, or whose unique_hash starts with ``key``."""
@@ -367,7 +392,41 @@ def _read_sidecar(path: Path, unique_hash: str) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k not in ("unique_hash", "flow_id", "date_modified")}
 
 
-def _write_atomic(path: Path, chunks: Iterable[bytes], replace: bool = False) -> None:
+def _append_index(path: Path, meta: bytes) -> None:
+    """Append one line to the project's index; a lost line only makes ``list`` slower.
+
+    One ``write`` with O_APPEND: concurrent saves' lines do not interleave (local disks).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, meta + b"\n")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # the record is saved; list falls back to the .meta files
+
+
+def _read_index(path: Path) -> dict[str, dict[str, Any]]:
+    """unique_hash -> metadata from ``index.jsonl`` (the last line per hash wins)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    entries = {}
+    for line in data.splitlines():
+        try:
+            meta = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed save
+        if isinstance(meta, dict) and isinstance(meta.get("unique_hash"), str):
+            entries[meta["unique_hash"]] = meta
+    return entries
+
+
+def _write_atomic(
+    path: Path, chunks: Iterable[bytes], replace: bool = False, durable: bool = True
+) -> None:
     """Write ``path`` atomically: readers never see a partial file.
 
     The temporary file is unique (mkstemp), in the same directory (so the final
@@ -383,7 +442,8 @@ def _write_atomic(path: Path, chunks: Iterable[bytes], replace: bool = False) ->
         with os.fdopen(fd, "wb") as fh:
             fh.writelines(chunks)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if replace:
             os.replace(tmp, path)
             return
@@ -496,7 +556,7 @@ class MongoTarget:
             if self.files.mount_type == "Directory" and not directory.parent.is_dir():
                 raise FileNotFoundError(2, "No such directory (mount_type is Directory)")
             directory.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(directory)
+            clean_if_due(directory)
             return externalize(result, self.threshold_bytes, directory, recorded, "mounted")
         except OSError as exc:
             raise _os_error(

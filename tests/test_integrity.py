@@ -248,12 +248,13 @@ def test_killed_save_leaves_only_prefixed_temporary_files(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert run.returncode == -9
-    (left,) = (tmp_path / "proj").iterdir()
-    assert left.name.startswith(TEMP_PREFIX)
+    (left,) = [p for p in (tmp_path / "proj").iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert not list((tmp_path / "proj").glob("*.json"))  # no record: nothing half-saved
     hour_ago = time.time() - 3601
     os.utime(left, (hour_ago, hour_ago))
     ref = FilesystemTarget(tmp_path).save(_result())
-    assert sorted(p.suffix for p in (tmp_path / "proj").iterdir()) == [".json", ".meta"]
+    assert not left.exists()
+    assert [p.name for p in (tmp_path / "proj").glob("*.json")] == [Path(ref.location).name]
     assert load_result(ref).unique_hash == ref.unique_hash
 
 

@@ -296,9 +296,28 @@ def test_results_saved_without_metadata_still_list_and_export(tmp_path, monkeypa
     monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path / "results"))
     ref = _save({FIRST.name: _scan_range(FIRST, 9)})
     Path(ref.location).with_suffix(".meta").unlink()
+    (Path(ref.location).parent / "index.jsonl").unlink()
     code, out, err = _run(capsys, "list")
     assert code == 0, err
     assert ref.unique_hash[:12] in out and FIRST.name in out
     assert _run(capsys, "export", ref.unique_hash[:12], "-o", "x.csv")[0] == 0
     assert len(Path("x.csv").read_text().splitlines()) == 10
     assert json.loads(Path(ref.location).read_text())["unique_hash"] == ref.unique_hash
+
+
+def test_list_reads_the_index_and_lists_only_results_present(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
+    kept = _save({}, {FIRST.name: FIRST.value_range[0]}, run="kept")
+    deleted = _save({}, {FIRST.name: FIRST.value_range[1]}, run="deleted")
+    unindexed = _save({FIRST.name: _scan_range(FIRST, 3)}, run="unindexed")
+    index = Path(kept.location).parent / "index.jsonl"
+    lines = index.read_bytes().splitlines()
+    assert len(lines) == 3
+    # A save killed after its record but before its index line, and one killed mid-line.
+    index.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2][:40])
+    Path(deleted.location).unlink()
+    code, out, err = _run(capsys, "list")
+    assert code == 0, err
+    names = [line.split()[2] for line in out.splitlines()[1:]]
+    assert sorted(names) == ["kept", "unindexed"]
+    assert unindexed.unique_hash[:12] in out and deleted.unique_hash[:12] not in out

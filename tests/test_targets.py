@@ -52,8 +52,10 @@ def _fs_settings(tmp_path: Path) -> Settings:
 
 
 def _json_files(directory: Path) -> list[Path]:
-    """Every file but the metadata files: result records, array files and any temporary."""
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix != ".meta")
+    """Every file but the metadata: result records, array files and any temporary."""
+    return sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix not in (".meta", ".jsonl")
+    )
 
 
 # --------------------------------------------------------------------------- filesystem
