@@ -305,3 +305,18 @@ def test_just_over_16_mb_is_too_large_not_unreachable(mongo_settings, mongo_clie
         save_result(over, mongo_settings)
     assert "cannot reach" not in str(info.value)
     assert mongo_client["results"][project].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("project", ["system.profile", "a..b", "x$y"])
+def test_invalid_collection_names_are_refused_before_connecting(project):
+    from my_package.targets import MongoTarget
+
+    db = ResultsDBSettings(host="127.0.0.1", port=1, timeout_ms=100)  # nothing listens
+    ref = {"target": "mongodb", "location": "0" * 24, "unique_hash": "0" * 32}
+    with MongoTarget(db) as target:
+        for call in (lambda: list(target.summaries(project)), lambda: target.find(project, "ab")):
+            with pytest.raises(TargetError, match="invalid MongoDB collection name") as info:
+                call()
+            assert "cannot reach" not in str(info.value)
+    with pytest.raises(TargetError, match="project name"):
+        load_result({**ref, "project_name": project}, Settings(results_db=db))
