@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ValidationError, field_validator
 
 from my_package.array_files import (
@@ -307,7 +308,7 @@ class FilesystemTarget:
         present = {name[: -len(".json")] for name in names}
         indexed = {h: m for h, m in _read_index(directory / INDEX_NAME).items() if h in present}
         for unique_hash, meta in indexed.items():
-            yield {**meta, "location": str(directory / f"{unique_hash}.json")}
+            yield {**meta, "location": f"{directory}{os.sep}{unique_hash}.json"}
         for unique_hash in present - indexed.keys():
             record = directory / f"{unique_hash}.json"
             try:
@@ -416,7 +417,7 @@ def _read_index(path: Path) -> dict[str, dict[str, Any]]:
     entries = {}
     for line in data.splitlines():
         try:
-            meta = json.loads(line)
+            meta = orjson.loads(line)  # ~4x json.loads: list reads 10,000 lines
         except ValueError:
             continue  # a line cut short by a killed save
         if isinstance(meta, dict) and isinstance(meta.get("unique_hash"), str):
