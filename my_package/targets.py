@@ -328,12 +328,17 @@ class FilesystemTarget:
         """The result whose path is ``key``, or whose unique_hash starts with ``key``."""
         path = Path(key)
         if key.endswith(".json") and path.is_file():
-            return ResultRef(
-                target="filesystem",
-                location=str(path.absolute()),
-                unique_hash=path.stem,
-                project_name=path.absolute().parent.name,
-            )
+            try:
+                return ResultRef(
+                    target="filesystem",
+                    location=str(path.absolute()),
+                    unique_hash=path.stem,
+                    project_name=path.absolute().parent.name,
+                )
+            except ValueError:  # pydantic's ValidationError: the folder is no project name
+                raise TargetError(
+                    f"{path} is not a saved result: results are <project>/<unique_hash>.json"
+                ) from None
         prefix = _check_prefix(key)
         directory = self.project_dir(project_name)
         try:
