@@ -263,31 +263,37 @@ def command_show(args: argparse.Namespace) -> None:
 
 
 def table_of(result: Any) -> tuple[int, dict[str, Any]]:
-    """(points, columns): every input and output as an array with one row per point.
+    """(points, columns): every numeric input and output with one row per point.
 
-    A scan of N points has inputs of shape (N,) and outputs of shape (N, ...); a single
-    point's array output (a profile, an image) becomes one row of that shape.
+    A scan of N points has its scanned inputs of shape (N,) and outputs of shape (N, ...);
+    fixed inputs (numbers or arrays) and scalar outputs (a fit) repeat on every row; a
+    single point's array output (a profile, an image) is one row of that shape.
+    Non-numeric values (the warnings a run recorded) are left out.
     """
     import numpy as np
 
-    values = {**result.inputs, **result.outputs}
+    scan = result.metadata.get("scan")
     points = int(result.metadata.get("points") or 0)
-    if not points:  # no metadata: the scanned inputs are the arrays among the inputs
-        lengths = {np.shape(v)[0] for v in result.inputs.values() if np.ndim(v) >= 1}
+    if scan is None or not points:  # no metadata: the 1-D inputs of one length were scanned
+        lengths = {len(v) for v in result.inputs.values() if np.ndim(v) == 1}
         points = lengths.pop() if len(lengths) == 1 else 1
+        scan = {n: {} for n, v in result.inputs.items() if np.ndim(v) == 1 and points > 1}
     columns = {}
-    for name, value in values.items():
-        array = np.asarray(value)
-        if array.ndim == 0:
-            array = np.full(points, array[()])
-        elif points == 1 and array.shape[0] != 1:
-            array = array[np.newaxis]  # a single point's profile or image: one row
-        if array.shape[0] != points:
-            raise ResultsUsageError(
-                f"{name!r} has shape {list(array.shape)}, not one row per point of the "
-                f"{points}-point result {result.unique_hash[:12]}"
-            )
-        columns[name] = array
+    for kind, values in (("input", result.inputs), ("output", result.outputs)):
+        for name, value in values.items():
+            array = np.asarray(value)
+            if array.dtype.kind not in "biuf":
+                continue
+            if (kind == "input" and name not in scan) or array.ndim == 0:
+                array = np.broadcast_to(array, (points, *array.shape))  # the same on every row
+            elif points == 1 and array.shape[0] != 1:
+                array = array[np.newaxis]  # a single point's profile or image: one row
+            if array.shape[0] != points:
+                raise ResultsUsageError(
+                    f"{name!r} has shape {list(array.shape)}, not one row per point of the "
+                    f"{points}-point result {result.unique_hash[:12]}"
+                )
+            columns[name] = array
     return points, columns
 
 
@@ -438,6 +444,7 @@ def figure_for(result: Any, only: str | None = None) -> Any:
     if not scan:  # no metadata: the arrays among the inputs were scanned
         scan = {n: {} for n, v in result.inputs.items() if np.ndim(v) == 1}
     outputs = {n: np.asarray(v) for n, v in result.outputs.items() if only in (None, n)}
+    outputs = {n: v for n, v in outputs.items() if v.dtype.kind in "biuf"}  # not warnings
     if only and not outputs:
         raise ResultsUsageError(
             f"no output {only!r} in this result: it has {', '.join(result.outputs)}"
