@@ -431,8 +431,8 @@ def command_export(args: argparse.Namespace) -> None:
 
 
 def figure_for(result: Any, only: str | None = None) -> Any:
-    """A matplotlib figure of ``result``: lines over one scanned input, heat maps over two,
-    a profile or an image for a single point's array output."""
+    """A matplotlib figure of ``result``: lines over one scanned input (a heat map for a
+    profile output), heat maps over two, a profile or an image for one point's array."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -459,7 +459,9 @@ def figure_for(result: Any, only: str | None = None) -> Any:
             f"({', '.join(scan)}): use `results export` and plot the table yourself"
         )
     points = int(np.size(result.inputs[next(iter(scan))])) if scan else 1
-    if scan:  # only outputs with one number per point can be drawn over the scan
+    if len(scan) == 1:  # a number per point: a line; a profile per point: a heat map
+        outputs = {n: v for n, v in outputs.items() if v.ndim in (1, 2) and len(v) == points}
+    elif scan:  # a grid: one number per point, drawn over the two scanned inputs
         outputs = {n: v for n, v in outputs.items() if v.shape == (points,)}
     else:
         outputs = {n: v for n, v in outputs.items() if 1 <= v.ndim <= 2}
@@ -478,7 +480,14 @@ def figure_for(result: Any, only: str | None = None) -> Any:
     )
     names = list(scan)
     for ax, (name, value) in zip(axes[:, 0], outputs.items(), strict=True):
-        if len(scan) == 1:
+        if len(scan) == 1 and value.ndim == 2:  # a profile per point, along the scan
+            x = np.asarray(result.inputs[names[0]])
+            extent = (x[0], x[-1], 0, value.shape[1])
+            image = ax.imshow(value.T, origin="lower", aspect="auto", extent=extent)
+            fig.colorbar(image, ax=ax, label=label(name))
+            ax.set_xlabel(label(names[0]))
+            ax.set_ylabel(f"{name} index")
+        elif len(scan) == 1:
             x = np.asarray(result.inputs[names[0]])
             order = np.argsort(x, kind="stable")
             ax.plot(x[order], value[order], marker="." if points <= 200 else None)

@@ -26,6 +26,16 @@ from my_package.validation import ScanRange, collect_inputs
 MODEL = MyPackageModel()
 FIRST, SECOND = MODEL.input_variables[0], MODEL.input_variables[1]
 OUTPUTS = [var.name for var in MODEL.output_variables]
+# Outputs with one number per point (ND outputs, a profile or an image, have a shape).
+SCALAR_OUTPUTS = [var.name for var in MODEL.output_variables if not getattr(var, "shape", ())]
+
+
+def _csv_columns(var) -> list[str]:
+    """The CSV columns of a variable: itself, or one per element of an ND variable."""
+    shape = tuple(getattr(var, "shape", ()))
+    return [var.name + "".join(f"[{i}]" for i in index) for index in np.ndindex(*shape)]
+
+
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
@@ -173,7 +183,7 @@ def test_show_prints_inputs_and_outputs_with_units_and_summarizes_arrays(target,
         assert f"[{FIRST.unit}]" in line
     for var in MODEL.output_variables:
         (line,) = [line for line in out.splitlines() if line.strip().startswith(var.name + " ")]
-        assert "array [20000]" in line and (not var.unit or f"[{var.unit}]" in line)
+        assert "array [20000" in line and (not var.unit or f"[{var.unit}]" in line)
 
 
 def test_show_accepts_the_result_file_path(tmp_path, monkeypatch, capsys):
@@ -194,9 +204,10 @@ def test_export_csv_one_row_per_point(target, capsys):
     with open("scan.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 30
-    assert list(rows[0]) == [v.name for v in MODEL.input_variables] + OUTPUTS
+    variables = [*MODEL.input_variables, *MODEL.output_variables]
+    assert list(rows[0]) == [column for var in variables for column in _csv_columns(var)]
     expected = MODEL.evaluate(collect_inputs({}, {FIRST.name: _scan_range(FIRST, 30)}))
-    for name in OUTPUTS:  # %.17g round-trips every float64 exactly
+    for name in SCALAR_OUTPUTS:  # %.17g round-trips every float64 exactly
         np.testing.assert_array_equal([float(r[name]) for r in rows], expected[name])
 
 
@@ -263,8 +274,8 @@ def test_plot_scan_grid_and_image_are_pngs_of_the_expected_size(target, capsys):
     grid = _save({FIRST.name: _scan_range(FIRST, 6), SECOND.name: _scan_range(SECOND, 4)})
     image = _save_image()
     cases = [
-        (line, [], len(OUTPUTS)),
-        (grid, [], len(OUTPUTS)),
+        (line, [], len(OUTPUTS)),  # lines, and a heat map for each profile output
+        (grid, [], len(SCALAR_OUTPUTS)),  # a heat map for each output with a number per point
         (line, ["--only", OUTPUTS[0]], 1),
         (image, [], 1),
     ]
@@ -276,13 +287,19 @@ def test_plot_scan_grid_and_image_are_pngs_of_the_expected_size(target, capsys):
     import matplotlib.image
 
     assert matplotlib.image.imread("plot1.png").shape[:2] == (
-        max(2 * height, height * len(OUTPUTS)),
+        max(2 * height, height * len(SCALAR_OUTPUTS)),
         width,
     )
 
 
 def test_plot_refuses_what_it_cannot_draw(target, capsys):
-    point = _save({})
+    # One point with only numbers for outputs: nothing to draw (made-up names).
+    point = save_result(
+        Result(
+            project_name=Settings().project_name, flow_id="n", inputs={"k": 1.0}, outputs={"n": 2.0}
+        ),
+        Settings(),
+    )
     code, _, err = _run(capsys, "plot", point.unique_hash[:12])
     assert code == 1 and "nothing to plot" in err
     assert not list(Path().glob("*.png"))
