@@ -10,7 +10,7 @@ quadrupole. Fitting the parabola gives S, hence the emittance sqrt(det S) and be
 alpha (Minty & Zimmermann, Measurement and Control of Charged Particle Beams, 4.2).
 
 The flow runs it as a task after evaluate when a run scans ``quad_k1l`` alone; the
-fitted values join the result's outputs. This module is example-only: --strip-examples
+fitted values join the result's outputs. This module is part of the example: --strip-examples
 deletes it, together with the lines of flow.py that call it.
 """
 

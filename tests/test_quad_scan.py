@@ -1,4 +1,4 @@
-"""The example's analysis step: the quad-scan emittance fit (example-only, like quad_scan.py)."""
+"""The example's analysis step: the quad-scan emittance fit (deleted with the example)."""
 
 import numpy as np
 import pytest
