@@ -11,8 +11,14 @@ Printed, each beside its baseline in the same run (median of --repeat):
 2. A scan of --scan-points points stored as ONE result document (this package's choice)
    against ONE DOCUMENT PER POINT (insert_many of per-point results): time, bytes, and
    how many scan points fit under MongoDB's 16 MB document limit.
+3. A scan of --image-points points with an image output (32 x 32 per point) to MongoDB,
+   the images in an HDF5 file on the mounted filesystem (too large for one document
+   otherwise), saved and loaded back; against writing the same bytes with numpy.
+4. ``results list`` over --list-count saved results on the filesystem target, in
+   process and as a cold command, against reading the same metadata files bare.
 
-    python bench/bench_save.py [--count 1000] [--scan-points 1000] [--repeat 3]
+    python bench/bench_save.py [--count 1000] [--scan-points 1000] [--image-points 10000]
+                               [--list-count 10000] [--repeat 3]
 """
 
 import argparse
@@ -51,8 +57,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--scan-points", type=int, default=1000)
+    parser.add_argument("--image-points", type=int, default=10_000)
+    parser.add_argument("--list-count", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only-new", action="store_true", help="parts 3 and 4 only")
     args = parser.parse_args()
+    if args.only_new:
+        image_scan(args)
+        results_list(args)
+        return
 
     import bson
     from pymongo import MongoClient
@@ -203,6 +216,142 @@ def main() -> None:
     print(f"  smaller; at {per_point_in_one:.1f} B/point it holds at most ~{fits:,} points")
     print("  under the 16 MB limit (a larger scan fails with a clear TargetError: use the")
     print("  filesystem target, or split the scan).")
+    image_scan(args)
+    results_list(args)
+
+
+def image_scan(args: argparse.Namespace) -> None:
+    """3. An image-output scan to MongoDB through the mounted filesystem."""
+    import bson
+    from secantus import SecantusDBServer
+
+    from my_package.config import MountedFilesystemSettings, ResultsDBSettings
+    from my_package.results import Result
+    from my_package.targets import MongoTarget
+
+    n = args.image_points
+    rng = np.random.default_rng(0)
+    k = np.linspace(-1.0, 1.0, n)
+    images = rng.random((n, 32, 32))  # made-up images: the storage path is what is timed
+    inline = len(bson.encode({"outputs": {"image": images[:100].tolist()}})) / 100
+    saves, loads, plain = [], [], []
+    server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:")
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = ResultsDBSettings(host=server.host, port=server.port, database="bench")
+            files = MountedFilesystemSettings(mount_path=Path(tmp) / "mount")
+            with MongoTarget(db, files) as target:
+                for rep in range(args.repeat):
+                    result = Result(
+                        flow_id=f"images{rep}",
+                        project_name="bench_images",
+                        inputs={"k": k},
+                        outputs={"image": images, "peak": images.max(axis=(1, 2))},
+                    )
+                    start = time.perf_counter()
+                    ref = target.save(result)
+                    saves.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    target.load(ref)
+                    loads.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    with open(Path(tmp) / f"plain{rep}.npy", "wb") as fh:
+                        np.save(fh, images)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    plain.append(time.perf_counter() - start)
+    finally:
+        server.stop()
+    mb = images.nbytes / 2**20
+    print(
+        f"\n an image-output scan of {n:,} points (32 x 32 float64 each, {mb:.0f} MB) to MongoDB:"
+    )
+    print(f"  as one document it would be ~{inline * n / 2**20:,.0f} MB: over the 16 MB limit")
+    print(f"  (at most ~{int(MONGO_LIMIT / inline):,} such points fit in one document)")
+    for label, times, base in (
+        ("save (HDF5 on the mount + document)", saves, plain),
+        ("load (document + files, sha256 checked)", loads, plain),
+        ("baseline: np.save of the images, fsync'd", plain, None),
+    ):
+        med = statistics.median(times)
+        ratio = f"  {med / statistics.median(base):5.2f}x baseline" if base else ""
+        print(f"  {label:42s} {med * 1e3:8.1f} ms  {mb / med:7.0f} MB/s{ratio}")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def results_list(args: argparse.Namespace) -> None:
+    """4. ``results list`` over many saved results (filesystem target)."""
+    import subprocess
+
+    from my_package.model import MyPackageModel
+    from my_package.results import Result, run_metadata
+    from my_package.results_cli import list_rows
+    from my_package.targets import FilesystemTarget
+
+    model = MyPackageModel()
+    first = model.input_variables[0]
+    low, high = first.value_range
+    count = args.list_count
+    with tempfile.TemporaryDirectory() as tmp:
+        target = FilesystemTarget(Path(tmp))
+        start = time.perf_counter()
+        for i, value in enumerate(np.linspace(low, high, count).tolist()):
+            inputs = model.input_validation({first.name: value})
+            outputs = model._evaluate(inputs)
+            meta = run_metadata(model, inputs, None, f"run-{i}")
+            target.save(
+                Result(
+                    project_name="bench",
+                    flow_id=f"f{i}",
+                    inputs=inputs,
+                    outputs=outputs,
+                    metadata=meta,
+                )
+            )
+        filling = time.perf_counter() - start
+        directory = Path(tmp) / "bench"
+
+        def bare() -> None:
+            for entry in os.scandir(directory):
+                if entry.name.endswith(".meta"):
+                    json.loads(Path(entry.path).read_bytes())
+
+        env = {**os.environ, "MY_PACKAGE_OUTPUT_DIR": tmp, "MY_PACKAGE_PROJECT_NAME": "bench"}
+        command = [sys.executable, "-m", "my_package", "results", "list", "--limit", "0"]
+        timings: dict[str, list[float]] = {"bare": [], "list": [], "cold": []}
+        cpu: dict[str, list[float]] = {"bare": [], "list": [], "cold": []}
+        for _ in range(args.repeat):
+            for key, fn in (
+                ("bare", bare),
+                ("list", lambda: list_rows(target, "bench", None, None, {})),
+                ("cold", lambda: subprocess.run(command, env=env, check=True, capture_output=True)),
+            ):
+                # CPU time beside wall time: on a shared, loaded machine the wall time
+                # mostly measures waiting for a core.
+                start, own, kids = time.perf_counter(), time.process_time(), _children_cpu()
+                fn()
+                timings[key].append(time.perf_counter() - start)
+                cpu[key].append(time.process_time() - own + _children_cpu() - kids)
+        rows = len(list_rows(target, "bench", None, None, {}))
+    print(f"\n results list over {rows:,} saved results (filesystem; saved in {filling:.1f} s):")
+    base = statistics.median(timings["bare"])
+    for key, label in (
+        ("bare", "baseline: read and parse every .meta file"),
+        ("list", "list_rows (parse, filter, sort newest first)"),
+        ("cold", "python -m my_package results list --limit 0"),
+    ):
+        med = statistics.median(timings[key])
+        print(
+            f"  {label:46s} {med:7.3f} s  {med / base:5.2f}x baseline"
+            f"   cpu {statistics.median(cpu[key]):6.3f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ Printed, each measured in the same run (medians of --repeat, ranges in brackets)
 
 * in-process, per size: ``_evaluate`` on numpy arrays (the physical limit, "a"), the Python
   API ``MyPackageModel().evaluate`` with arrays, and the steps of a saved scan (validate,
-  build the Result + unique_hash, save to the filesystem target);
+  build the Result + unique_hash, save to the filesystem target), the save both through
+  HDF5 array files (the default above ``file_threshold_bytes``) and, as the baseline, with
+  every array in the JSON record (the threshold raised: how every scan was saved before);
 * a loop of lume-base ``set``/``get`` per point ("b", what a user would write without
   this package), timed on --loop-points points and extrapolated per point;
-* cold processes: ``python -m my_package evaluate --scan`` and ``run --scan`` at each size;
+* cold processes: ``python -m my_package evaluate --scan`` (array files, and all-JSON as
+  the baseline) and ``run --scan`` at each size;
 * marginal cost per point, (t(N2) - t(N1)) / (N2 - N1), and its ratio to "a" and "b";
 * peak memory at the largest size: peak RSS (VmHWM) of a child process for the floor
   (numpy + ``_evaluate``), the API, the saved scan, and the two CLI commands.
@@ -123,12 +126,17 @@ def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
         return result
 
     rows["Result + unique_hash"] = timed(build, repeat)
-    built = [build(f"saved{i}") for i in range(repeat)]  # hash cached: times the save alone
-    rows["save_result (filesystem)"] = timed(lambda: save_result(built.pop(), settings), repeat)
-    fresh = [Result(flow_id=f"all{i}", inputs=values, outputs=outputs) for i in range(repeat)]
-    rows["Result + hash + save (all)"] = timed(
-        lambda: save_result(Result(**dict(fresh.pop())), settings), repeat
-    )
+    # Every array in the record, as before array files: the baseline of the file path.
+    inline = Settings(output_dir=out / "json", file_threshold_bytes=2**62)
+    for label, where in (("HDF5 files", settings), ("all JSON", inline)):
+        built = [build(f"saved{i}") for i in range(repeat)]  # hash cached: the save alone
+        rows[f"save_result, {label}"] = timed(
+            lambda w=where, b=built: save_result(b.pop(), w), repeat
+        )
+        fresh = [Result(flow_id=f"all{i}", inputs=values, outputs=outputs) for i in range(repeat)]
+        rows[f"Result+hash+save, {label}"] = timed(
+            lambda w=where, f=fresh: save_result(Result(**dict(f.pop())), w), repeat
+        )
     return rows
 
 
@@ -170,17 +178,21 @@ def main() -> None:
 
         # Cold processes, interleaved so drifts in machine load hit all alike.
         py = ["-m", "my_package"]
-        cli = {"evaluate --scan": [*py, "evaluate"]}
+        json_env = {"MY_PACKAGE_FILE_THRESHOLD_BYTES": str(2**62)}  # every array in the JSON
+        cli = {
+            "evaluate --scan": ([*py, "evaluate"], {}),
+            "evaluate, JSON": ([*py, "evaluate"], json_env),
+        }
         if not args.no_run:
-            cli["run --scan"] = [*py, "run"]
+            cli["run --scan"] = ([*py, "run"], {})
             child([*py, "run"], work, env)  # warm-up: creates and migrates the database
         cold: dict[str, dict[int, list[float]]] = {name: {n1: [], n2: []} for name in cli}
         rss: dict[str, list[float]] = {}
         for _ in range(args.repeat):
-            for name, cmd in cli.items():
+            for name, (cmd, extra) in cli.items():
                 for n in (n1, n2):
                     # A new output dir each time, so every run really writes its file.
-                    run_env = {**env, "MY_PACKAGE_OUTPUT_DIR": tempfile.mkdtemp(dir=work)}
+                    run_env = {**env, **extra, "MY_PACKAGE_OUTPUT_DIR": tempfile.mkdtemp(dir=work)}
                     wall, mb = child([*cmd, "--scan", f"{SCANNED}={LOW}:{HIGH}:{n}"], work, run_env)
                     cold[name][n].append(wall)
                     if n == n2:

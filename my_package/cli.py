@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from my_package import results_cli  # argparse only: --help stays fast
 from my_package.errors import UserError
 
 PROG = "my-package"
@@ -32,6 +33,7 @@ EPILOG = f"""examples:
   {PROG} evaluate --scan NAME=START:STOP:NUM
   {PROG} run --target mongodb      # LUME_RESULTS_DB__HOST etc. from the environment
   {PROG} describe --markdown
+  {PROG} results list          # then: results show|export|plot HASH
 
 A mistake prints one "error:" line and exits 2 (usage, input, setting) or 1 (a
 service that does not answer); --debug or {DEBUG_ENV}=1 shows the traceback.
@@ -172,7 +174,13 @@ def add_describe(commands: Any) -> None:
 
 
 # The subcommands, in --help's order: one registering function each.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_run, add_evaluate, add_serve, add_describe]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_run,
+    add_evaluate,
+    add_serve,
+    add_describe,
+    results_cli.add_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,20 +278,25 @@ def check_inputs(values: dict[str, float], scan: dict[str, tuple[float, float, i
 # --------------------------------------------------------------------------- commands
 
 
-def _summary(outputs: dict[str, Any]) -> str:
+def _summary(outputs: dict[str, Any], units: dict[str, str] | None = None) -> str:
     import numpy as np
 
     from my_package.validation import WARNINGS_KEY
     from my_package.variables import is_nd, load_variables
 
     variables = {var.name: var for var in load_variables()[1]}
+    units = {name: getattr(var, "unit", None) or "" for name, var in variables.items()} | (
+        units or {}
+    )
     lines = [f"warning: {text}" for text in outputs.get(WARNINGS_KEY, [])]
-    for name, var in variables.items():
-        array, unit = np.asarray(outputs[name]), getattr(var, "unit", None) or ""
+    # The declared outputs, then any that a step of the flow added (an analysis result).
+    added = [name for name in outputs if name not in variables and name != WARNINGS_KEY]
+    for name in [*variables, *added]:
+        array, unit = np.asarray(outputs[name]), units.get(name, "")
         if array.ndim == 0:
             lines.append(f"{name} = {array.item():.6g} {unit}")
         else:  # a scan, or an array output: its shape (arrays) and its extremes
-            shape = f"shape {array.shape}, " if is_nd(var) else ""
+            shape = f"shape {array.shape}, " if name in variables and is_nd(variables[name]) else ""
             lines.append(f"{name} = {shape}{array.min():.6g} .. {array.max():.6g} {unit}")
     return "\n".join(line.rstrip() for line in lines)
 
@@ -312,7 +325,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
     """Validate, evaluate and save without Prefect."""
     values, scan, settings = _preflight(args, prefect=False)
     from my_package.model import MyPackageModel
-    from my_package.results import Result
+    from my_package.results import Result, run_metadata
     from my_package.targets import save_result
     from my_package.validation import collect_inputs
 
@@ -325,11 +338,27 @@ def command_evaluate(args: argparse.Namespace) -> None:
         outputs = scan_in_pool(MyPackageModel, inputs, list(scan), parallel)
     else:
         outputs = model.evaluate(inputs)
+    metadata = run_metadata(model, inputs, scan, None)
+    # example-only:start
+    from my_package import quad_scan  # the flow's analysis step, as in flow.py
+
+    try:
+        fit = quad_scan.analyze(inputs, outputs)
+    except ValueError as exc:
+        print(f"warning: no quad-scan fit: {exc}", file=sys.stderr)
+        fit = {}
+    outputs = {**outputs, **fit}
+    metadata["units"].update({name: quad_scan.FIT_UNITS[name] for name in fit})
+    # example-only:end
     result = Result(
-        project_name=settings.project_name, flow_id="local", inputs=inputs, outputs=outputs
+        project_name=settings.project_name,
+        flow_id="local",
+        inputs=inputs,
+        outputs=outputs,
+        metadata=metadata,
     )
     ref = save_result(result, settings, settings.target)
-    print(_summary(outputs))
+    print(_summary(outputs, metadata["units"]))
     print(_describe_ref(ref))
 
 
@@ -374,10 +403,10 @@ def command_run(args: argparse.Namespace) -> None:
             target=settings.target,
             parallel=parallel,
         )
-    if not scan:
-        from my_package.targets import load_result
+    from my_package.targets import load_result
 
-        print(_summary(load_result(ref, settings).outputs))
+    result = load_result(ref, settings)  # the stored result, checked: what evaluate prints
+    print(_summary(result.outputs, result.metadata.get("units")))
     print(_describe_ref(ref))
 
 

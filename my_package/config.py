@@ -34,6 +34,19 @@ class ResultsDBSettings(BaseModel):
     timeout_ms: int = Field(3000, ge=100)
 
 
+class MountedFilesystemSettings(BaseModel):
+    """Where the MongoDB target keeps large arrays (lume-services' ``mounted_filesystem``).
+
+    ``mount_path`` is the directory as this process sees it; ``mount_alias`` is the
+    path written into results (what lume-services' containers see), default the same.
+    Unset: the MongoDB target stores every array inside its document.
+    """
+
+    mount_path: Path | None = None
+    mount_alias: str | None = None
+    mount_type: Literal["Directory", "DirectoryOrCreate"] = "DirectoryOrCreate"
+
+
 class Settings(BaseSettings):
     """Everything a run reads from its environment."""
 
@@ -46,6 +59,7 @@ class Settings(BaseSettings):
     )
 
     results_db: ResultsDBSettings = ResultsDBSettings()
+    mounted_filesystem: MountedFilesystemSettings = MountedFilesystemSettings()
     backend: Literal["local", "docker", "kubernetes"] = "local"
 
     # This package's own settings.
@@ -65,6 +79,14 @@ class Settings(BaseSettings):
     # PV names of `serve` (the online model) are this prefix + the variable name.
     pv_prefix: str = Field(
         "MY_PACKAGE:", validation_alias=AliasChoices("MY_PACKAGE_PV_PREFIX", "pv_prefix")
+    )
+
+    # Arrays larger than this go to HDF5 files beside the result (bench/README.md: below
+    # ~128 KiB the JSON text is written faster than an HDF5 file).
+    file_threshold_bytes: int = Field(
+        131072,
+        ge=0,
+        validation_alias=AliasChoices("MY_PACKAGE_FILE_THRESHOLD_BYTES", "file_threshold_bytes"),
     )
 
 

@@ -1,7 +1,8 @@
 """The Prefect flow. EDIT THIS FILE when your run needs other steps or parameters.
 
 One run: validate the inputs -> evaluate the model -> build a lume-services
-result -> save it to the configured target -> publish a table artifact.
+result -> save it to the configured target -> publish a table artifact (and, for
+a scan, its plot).
 Each step is a Prefect task, so the UI shows where a run failed. A scan (many
 points) is evaluated in chunks (chunks.py): one task per chunk of points, never
 one per point, run on the task runner that ``parallel`` chooses (threads,
@@ -18,6 +19,7 @@ from uuid import UUID
 import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
+    create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
@@ -30,7 +32,7 @@ from my_package import chunks
 from my_package.config import TargetName, load_settings
 from my_package.model import MyPackageModel
 from my_package.progress import ScanProgress
-from my_package.results import Result
+from my_package.results import Result, run_metadata
 from my_package.targets import ResultRef, is_transient, save_result
 from my_package.validation import (
     WARNINGS_KEY,
@@ -133,6 +135,20 @@ def evaluate_scan(
     return chunks.join([future.result() for future in futures], labels)
 
 
+# example-only:start
+@task(**ARRAY_TASK)
+def fit_quad_scan(values: dict[str, Value], outputs: dict[str, Value]) -> dict[str, float]:
+    """Example analysis step: emittance and Twiss parameters from a scan of quad_k1l."""
+    from my_package.quad_scan import analyze
+
+    try:
+        return analyze(values, outputs)
+    except ValueError as exc:  # a scan the fit cannot describe: the run still saves
+        get_run_logger().warning("No quad-scan fit: %s", exc)
+        return {}
+
+
+# example-only:end
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     # Retry a lost connection, not a result that can never be stored.
     return is_transient(state.result(raise_on_failure=False))
@@ -179,6 +195,35 @@ def publish_table(values: dict[str, Value], outputs: dict[str, Value], ref: Resu
     )
 
 
+def publish_plot(result: Result, ref: ResultRef) -> None:
+    """A saved scan's plot as a markdown artifact, the PNG inline (renders offline).
+
+    Prefect 3.9's image artifact shows its URL as text under the image, a data URL
+    included; its markdown artifact renders ``![..](data:image/png;base64,...)``.
+    """
+    import base64
+    import io
+
+    from my_package.results_cli import ResultsUsageError, figure_for
+
+    try:
+        figure = figure_for(result)
+    except ResultsUsageError as exc:  # e.g. a scan of three inputs: no plot, no failure
+        get_run_logger().info("No plot artifact: %s", exc)
+        return
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    create_markdown_artifact(
+        key="my-package-plot",
+        markdown=f"![plot of result {ref.unique_hash}](data:image/png;base64,{png})",
+        description=f"Result {ref.unique_hash} saved to {ref.target}: {ref.location}",
+    )
+
+
 @flow(name="my-package", persist_result=True, result_serializer="json")
 def my_package_flow(
     inputs: ModelInputs = ModelInputs(),  # noqa: B008 (pydantic defaults are immutable here)
@@ -203,16 +248,27 @@ def my_package_flow(
     """
     values = validate(inputs, scan)
     outputs = evaluate_scan(values, list(scan), parallel) if scan else evaluate(values)
+    metadata = run_metadata(MyPackageModel(), values, scan, flow_run.name)
+    # example-only:start
+    from my_package.quad_scan import FIT_UNITS
+
+    fit = fit_quad_scan(values, outputs)
+    outputs = {**outputs, **fit}
+    metadata["units"].update({name: FIT_UNITS[name] for name in fit})
+    # example-only:end
     result = Result(
         project_name=load_settings(target).project_name,
         flow_id=str(flow_run.id),
         inputs=values,
         outputs=outputs,
+        metadata=metadata,
     )
     ref = save(result, target)
     try:
         publish_table(values, outputs, ref)
-    except Exception as exc:  # the result is saved: a table must not fail the run
-        get_run_logger().warning("No table artifact for result %s: %s", ref.unique_hash, exc)
+        if scan:
+            publish_plot(result, ref)
+    except Exception as exc:  # the result is saved: an artifact must not fail the run
+        get_run_logger().warning("No artifact for result %s: %s", ref.unique_hash, exc)
     get_run_logger().info("Saved result %s to %s: %s", ref.unique_hash, ref.target, ref.location)
     return ref

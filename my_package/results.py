@@ -9,6 +9,7 @@ or stored.
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -16,9 +17,52 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
+
+from my_package.array_files import file_ref_of
 
 RESULT_TYPE: Final = "lume_services.results.generic.Result"
+DOCUMENT_KEYS = (
+    "flow_id",
+    "inputs",
+    "outputs",
+    "date_modified",
+    "unique_hash",
+    "result_type_string",
+)
+# A project name is a directory name and a MongoDB collection name: letters, digits, _ . -
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+class ResultIntegrityError(ValueError):
+    """A stored result that is not what was saved: edited, truncated or incomplete."""
+
+
+def check_project_name(name: str) -> str:
+    """``name`` if it is safe as a sub-directory and a MongoDB collection; else ValueError.
+
+    Refused: path separators and ``..`` (a save must never leave the output directory),
+    MongoDB's reserved ``system.`` prefix, empty parts (``a..b``), ``$``.
+    """
+    if (
+        not isinstance(name, str)
+        or not _PROJECT_NAME.match(name)
+        or ".." in name
+        or name.endswith(".")
+        or name.startswith("system.")
+    ):
+        raise ValueError(
+            f"project name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter, digit or '_', without '..' and not starting with 'system.'"
+        )
+    return name
 
 
 def numpy_default(value: Any) -> Any:
@@ -26,6 +70,9 @@ def numpy_default(value: Any) -> Any:
 
     Called only for objects json cannot encode itself, so plain data costs nothing.
     """
+    ref = file_ref_of(value)
+    if ref is not None:
+        return ref  # an array kept in an HDF5 file is stored (and hashed) as its reference
     if isinstance(value, np.ndarray):
         return value.tolist()  # vectorized: one C call for the whole array
     if isinstance(value, np.generic):
@@ -60,6 +107,9 @@ def _json_float_array(values: np.ndarray) -> bytes:
 
 def json_bytes(value: Any) -> bytes:
     """``json.dumps(value, default=numpy_default).encode()``, with float arrays written fast."""
+    ref = file_ref_of(value)
+    if ref is not None:
+        return json.dumps(ref).encode()
     if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim == 1:
         return _json_float_array(value)
     if type(value) is dict and all(type(key) is str for key in value):
@@ -92,7 +142,10 @@ def _utc_now() -> datetime:
 class Result(BaseModel):
     """One run's inputs and outputs (lume-services' generic ``Result``).
 
-    Treat it as immutable: ``unique_hash`` is computed once, on first use.
+    Treat it as immutable: ``unique_hash`` is computed once, on first use. ``metadata``
+    (units, scan, run name, versions: see :func:`run_metadata`) is not part of the
+    stored document, whose keys stay exactly lume-services' (its Result forbids extra
+    keys); the targets store it beside the record, keyed by ``unique_hash``.
     """
 
     # arbitrary_types_allowed: inputs/outputs may hold numpy arrays.
@@ -111,6 +164,14 @@ class Result(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     date_modified: datetime = Field(default_factory=_utc_now)
     result_type_string: Literal["lume_services.results.generic.Result"] = RESULT_TYPE
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("project_name")
+    @classmethod
+    def _safe_project_name(cls, value: str) -> str:
+        # Checked here, not only in Settings: a result built in Python must not be able
+        # to write outside the output directory either.
+        return check_project_name(value)
 
     @field_validator("date_modified")
     @classmethod
@@ -130,6 +191,7 @@ class Result(BaseModel):
 
         The hashed bytes are ``json.dumps({"inputs": ..., "outputs": ..., "flow_id": ...})``,
         assembled from :attr:`json_parts` (json.dumps writes a dict as its items' texts).
+        An array kept in an HDF5 file enters as its reference, sha256 included.
         """
         flow_id, inputs, outputs = self.json_parts
         digest = hashlib.md5(usedforsecurity=False)  # an identity fingerprint, not security
@@ -173,13 +235,80 @@ class Result(BaseModel):
         }
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], project_name: str) -> "Result":
-        """Rebuild a result from a stored document; raises ValueError if it was altered."""
-        result = cls.model_validate({**document, "project_name": project_name})
+    def from_document(cls, document: Any, project_name: str) -> "Result":
+        """Rebuild a result from a stored document and check it against its unique_hash.
+
+        Only lume-services' keys are read: a ``collection`` or ``project_name`` in the
+        document is ignored, so stored content never decides where a later save goes.
+        File references stay references here (the targets read the files).
+        Raises ResultIntegrityError, whatever is wrong with the document.
+        """
+        if not isinstance(document, Mapping):
+            raise ResultIntegrityError(f"is a {type(document).__name__}, not a result document")
         stored = document.get("unique_hash")
-        if stored is not None and stored != result.unique_hash:
-            raise ValueError(
-                f"stored unique_hash {stored} does not match the document's content "
-                f"({result.unique_hash}): the stored result was modified"
+        if not isinstance(stored, str) or not stored:
+            raise ResultIntegrityError("has no unique_hash, so its content cannot be checked")
+        fields = {key: document[key] for key in DOCUMENT_KEYS if key in document}
+        fields.pop("unique_hash")
+        for key in ("inputs", "outputs"):
+            if not isinstance(fields.get(key, {}), dict):
+                raise ResultIntegrityError(f"has {key} that are not a mapping of names to values")
+        try:
+            result = cls.model_validate({**fields, "project_name": project_name})
+            actual = result.unique_hash
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"]))
+            raise ResultIntegrityError(f"is not a valid result ({where}: {error['msg']})") from None
+        except (ValueError, TypeError, RecursionError) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ResultIntegrityError(f"is not a valid result ({text})") from None
+        if stored != actual:
+            raise ResultIntegrityError(
+                f"records unique_hash {stored} but its content hashes to {actual}: "
+                "the stored result was modified"
             )
         return result
+
+    def with_values(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> "Result":
+        """The same result with other input and output values (hash computed afresh)."""
+        return type(self)(
+            project_name=self.project_name,
+            flow_id=self.flow_id,
+            inputs=inputs,
+            outputs=outputs,
+            date_modified=self.date_modified,
+            metadata=self.metadata,
+        )
+
+
+def run_metadata(
+    model: Any, inputs: Mapping[str, Any], scan: Mapping[str, Any] | None, run_name: str | None
+) -> dict[str, Any]:
+    """What tells results apart, stored beside the record: units, scan, run, versions.
+
+    ``scan`` maps each scanned input to its range (anything with ``start``, ``stop``
+    and ``num``); the grid has one axis per scanned input, the first varying slowest.
+    Unscanned inputs are recorded too, so ``results list --input`` can filter on them.
+    """
+    from my_package import __version__
+
+    variables = [*model.input_variables, *model.output_variables]
+    scan = dict(scan or {})
+    return {
+        "flow_run_name": run_name,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "package_version": __version__,
+        "units": {var.name: var.unit or "" for var in variables},
+        "scan": {
+            name: {"start": float(r.start), "stop": float(r.stop), "num": int(r.num)}
+            for name, r in scan.items()
+        },
+        "grid_shape": [int(r.num) for r in scan.values()],
+        "points": int(np.prod([r.num for r in scan.values()], dtype=np.int64)) if scan else 1,
+        "fixed_inputs": {
+            name: float(value)
+            for name, value in inputs.items()
+            if name not in scan and np.ndim(value) == 0
+        },
+    }

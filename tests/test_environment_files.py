@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # PyPI name -> conda-forge name, where the two differ beyond normalization (PyYAML -> pyyaml and
 # pydantic_settings -> pydantic-settings are handled by canonicalize_name).
-PYPI_TO_CONDA: dict[str, str] = {"docker": "docker-py"}
+PYPI_TO_CONDA: dict[str, str] = {"docker": "docker-py", "matplotlib": "matplotlib-base"}
 
 # Entries an environment may hold that are not requirements of setup.cfg.
 INFRASTRUCTURE = {"python", "pip"}

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from my_package.results import RESULT_TYPE, Result, json_bytes, numpy_default, to_jsonable
+from my_package.results import (
+    RESULT_TYPE,
+    Result,
+    ResultIntegrityError,
+    json_bytes,
+    numpy_default,
+    to_jsonable,
+)
 
 LUME_KEYS = {
     "flow_id",
@@ -172,5 +179,5 @@ def test_from_document_round_trip_and_tamper_check():
     assert back.unique_hash == result.unique_hash
     assert back.date_modified == result.date_modified
     document["outputs"] = {"z": 4.0}
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ResultIntegrityError, match="was modified"):
         Result.from_document(document, "proj")

@@ -52,7 +52,10 @@ def _fs_settings(tmp_path: Path) -> Settings:
 
 
 def _json_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file())
+    """Every file but the metadata: result records, array files and any temporary."""
+    return sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix not in (".meta", ".jsonl")
+    )
 
 
 # --------------------------------------------------------------------------- filesystem
@@ -150,7 +153,7 @@ def test_tampered_file_is_refused(tmp_path):
     document = json.loads(path.read_text())
     document["outputs"]["size"][0] = 0.0
     path.write_text(json.dumps(document))
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(TargetError, match="was modified"):
         load_result(ref)
 
 
