@@ -196,4 +196,6 @@ def read_array(ref: dict[str, Any], directory: Path) -> StoredArray:
             archive.load_archive(h5)
     except (OSError, KeyError) as exc:
         raise ArrayFileError(f"cannot read array file {path}: {exc}") from None
+    if archive.array is None:
+        raise ArrayFileError(f"array file {path} holds no array")
     return with_ref(archive.array, ref)

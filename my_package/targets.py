@@ -588,7 +588,7 @@ class MongoTarget:
         from bson.raw_bson import RawBSONDocument
 
         object_id = bson.ObjectId()
-        options = CodecOptions(
+        options: Any = CodecOptions(
             tz_aware=True, type_registry=TypeRegistry(fallback_encoder=numpy_default)
         )
         try:
