@@ -146,10 +146,8 @@ def main() -> int:
 
     def cold(*extra: str) -> float:
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "my_package", "evaluate", "--scan", scan_arg, *extra],
-            cwd=work, env=env, check=True, capture_output=True,
-        )  # fmt: skip
+        command = [sys.executable, "-m", "my_package", "evaluate", "--scan", scan_arg, *extra]
+        subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
         return time.perf_counter() - start
 
     def interleaved(before: Callable[[], float], after: Callable[[], float]) -> tuple[float, float]:

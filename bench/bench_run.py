@@ -129,7 +129,10 @@ def failures(work: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     (work / "a-file").write_text("not a directory")
     closed = str(free_port())  # nothing listens there
     return {
-        "MY_PACKAGE_TARGET=foo": ([], {"MY_PACKAGE_TARGET": "foo"}),
+        "MY_PACKAGE_TARGET=foo": (
+            [],
+            {"MY_PACKAGE_TARGET": "foo"},
+        ),
         "LUME_RESULTS_DB__PORT=abc, mongodb": (
             ["--target", "mongodb"], {"LUME_RESULTS_DB__PORT": "abc"}
         ),

@@ -173,13 +173,18 @@ def add_describe(commands: Any) -> None:
     cmd.set_defaults(handler=command_describe)
 
 
+def add_results(commands: Any) -> None:
+    """``results list | show | export | plot`` (results_cli.py)."""
+    results_cli.add_parser(commands)
+
+
 # The subcommands, in --help's order: one registering function each.
 SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_run,
     add_evaluate,
     add_serve,
     add_describe,
-    results_cli.add_parser,
+    add_results,
 ]
 
 

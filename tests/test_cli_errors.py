@@ -7,6 +7,7 @@ any model. To add a row (e.g. for a new subcommand): append ``Mistake(...)`` to
 ``MISTAKES``; ``{tmp}`` and ``{closed_port}`` in arguments and values are filled in.
 """
 
+import math
 import os
 import shutil
 import socket
@@ -282,8 +283,12 @@ def test_user_error_inside_the_flow_is_one_line_too(
         # The 1.1 M-point run is slow on a shared machine: give Prefect's server time to start.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
     }
-    # >= 2 arrays (one input, one output) x 1.1 M points x 16 bytes: over 16 MB for any model.
-    scan = f"{FIRST.name}={LOW}:{HIGH}:1100000"
+    # 2.2 M values (the scanned input and every output value) of >= 9 bytes each in BSON:
+    # over 16 MB for any model, and under the 10^8-output-value guard that refuses bigger scans.
+    from my_package.variables import is_nd, load_variables
+
+    per_point = 1 + sum(math.prod(v.shape) if is_nd(v) else 1 for v in load_variables()[1])
+    scan = f"{FIRST.name}={LOW}:{HIGH}:{-(-2_200_000 // per_point)}"
     proc = subprocess.run(
         [SCRIPT, "run", "--target", "mongodb", "--scan", scan],
         cwd=tmp_path,

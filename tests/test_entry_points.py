@@ -82,7 +82,7 @@ def test_flow_parameter_schema_lists_every_input_with_default_bounds_and_unit() 
 
     schema = parameter_schema(_load("my_package.flow")).model_dump_for_openapi()
     json.dumps(schema)  # what a server stores: must be JSON
-    assert list(schema["properties"]) == ["inputs", "scan", "target"]
+    assert list(schema["properties"]) == ["inputs", "scan", "target", "parallel"]
     for name in ("inputs", "scan", "target"):
         assert schema["properties"][name]["description"], f"{name} has no description"
     inputs = schema["definitions"]["ModelInputs"]
