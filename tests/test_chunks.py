@@ -258,7 +258,7 @@ def test_evaluate_scan_on_a_terminal_shows_a_bar(tmp_path: Path) -> None:
         stderr=follower,
     )
     os.close(follower)
-    screen = b""
+    shown = b""
     while True:
         try:
             data = os.read(leader, 4096)
@@ -266,10 +266,10 @@ def test_evaluate_scan_on_a_terminal_shows_a_bar(tmp_path: Path) -> None:
             break
         if not data:
             break
-        screen += data
+        shown += data
     os.close(leader)
     assert proc.wait(timeout=120) == 0
-    text = screen.decode(errors="replace")
+    text = shown.decode(errors="replace")
     assert "20/20" in text and "points" in text and "ETA" in text
     assert "scan: " not in text.replace("scan ", "")  # the bar, not the plain lines
 

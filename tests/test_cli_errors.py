@@ -37,7 +37,10 @@ LOW, HIGH = FIRST.value_range if BOUNDED else (FIRST.default_value - 1, FIRST.de
 ABOVE = HIGH + (HIGH - LOW)
 GOOD = f"{LOW}:{HIGH}:3"
 SECRET = "s3cr3t-do-not-print"
-SCRIPT = shutil.which("my-package", path=str(Path(sys.executable).parent)) or "my-package"
+# The console script where the package is installed; else (a source tree on PYTHONPATH, as
+# the renamed-template self-checks run it) the same main through `python -m`.
+_SCRIPT = shutil.which("my-package", path=str(Path(sys.executable).parent))
+CLI = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "my_package"]
 
 
 @dataclass
@@ -231,7 +234,7 @@ def test_mistake_is_one_error_line(name: str, tmp_path: Path, closed_port: int) 
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env.update({key: fill(value) for key, value in mistake.env.items()})
     proc = subprocess.run(
-        [SCRIPT, *map(fill, mistake.args)],
+        [*CLI, *map(fill, mistake.args)],
         cwd=work,
         env=env,
         capture_output=True,
@@ -252,7 +255,7 @@ def test_mistake_is_one_error_line(name: str, tmp_path: Path, closed_port: int) 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     for how in (["--debug"], []):
         env = {**os.environ, **({} if how else {"MY_PACKAGE_DEBUG": "1"})}
-        args = [SCRIPT, *how, "evaluate", "--set", "nope=1"]
+        args = [*CLI, *how, "evaluate", "--set", "nope=1"]
         proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert proc.returncode == 1
         assert "Traceback" in proc.stderr and "unknown input 'nope'" in proc.stderr
@@ -260,7 +263,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [SCRIPT, "describe", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*CLI, "describe", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
     assert proc.wait(timeout=60) == 0
@@ -290,7 +293,7 @@ def test_user_error_inside_the_flow_is_one_line_too(
     per_point = 1 + sum(math.prod(v.shape) if is_nd(v) else 1 for v in load_variables()[1])
     scan = f"{FIRST.name}={LOW}:{HIGH}:{-(-2_200_000 // per_point)}"
     proc = subprocess.run(
-        [SCRIPT, "run", "--target", "mongodb", "--scan", scan],
+        [*CLI, "run", "--target", "mongodb", "--scan", scan],
         cwd=tmp_path,
         env=env,
         capture_output=True,
