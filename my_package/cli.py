@@ -434,11 +434,18 @@ def _quiet_user_errors_on_console() -> None:
     # A task's end: "Finished in state Failed('Task run encountered an exception X: ...')"
     state_message = re.compile(rf"encountered an exception ({'|'.join(names)}):")
 
+    # Ctrl-C or SIGTERM: the flow run is marked Crashed, and main() prints the one line.
+    stopped = re.compile(r"Crash detected! Execution was aborted by an? (interrupt|termination)")
+
     def keep(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             return _user_error_code(exc) is None
-        return not (record.levelno >= logging.ERROR and state_message.search(str(record.msg)))
+        message = str(record.msg)
+        return not (
+            record.levelno >= logging.ERROR
+            and (state_message.search(message) or stopped.match(message))
+        )
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):

@@ -102,7 +102,8 @@ class ScanProgress:
 def interrupted(done: int, total: int, command: str) -> str:
     """The one line that Ctrl-C during ``run`` or ``evaluate`` prints."""
     again = (
-        f"run the same command again to compute only the other {total - done}"
+        # "at most": a chunk still running when the signal came may yet be saved.
+        f"run the same command again to compute only the rest (at most {total - done})"
         if command == "run"
         else "evaluate keeps nothing: use run --scan, which resumes"
     )

@@ -286,7 +286,7 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
     assert others and "Traceback" not in rest, rest
     line = others[-1]
     match = re.fullmatch(r"interrupted: (\d+) of 12 chunks done; run the same command again to "
-                         r"compute only the other (\d+)", line)  # fmt: skip
+                         r"compute only the rest \(at most (\d+)\)", line)  # fmt: skip
     assert match, line
     done = int(match[1])
     assert 3 <= done < 12 and int(match[2]) == 12 - done
@@ -296,9 +296,12 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert (
-        f"resumed: {done} of 12 chunks were done by an earlier run and taken from Prefect's "
-        f"cache; computed {12 - done}"
-    ) in again.stderr
-    assert len(slow_models.calls(tmp_path / "calls.txt")) == 12 - done
+    # At least the chunks the line counted; one still running at the signal may have been
+    # saved after it (seen here once: 3 reported, 4 resumed).
+    resumed = re.search(r"resumed: (\d+) of 12 chunks were done by an earlier run and taken "
+                        r"from Prefect's cache; computed (\d+)", again.stderr)  # fmt: skip
+    assert resumed, again.stderr
+    cached = int(resumed[1])
+    assert done <= cached < 12 and int(resumed[2]) == 12 - cached
+    assert len(slow_models.calls(tmp_path / "calls.txt")) == 12 - cached
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
