@@ -17,33 +17,18 @@ Goal (issue 15): median put-to-updated-output under 5 ms above ``evaluate``'s me
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+# tests/ holds the EPICS loopback settings that the online tests use too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from epics_loopback import pva_env
 
 PREFIX = "BENCH:"
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def loopback_env() -> dict[str, str]:
-    """PVAccess on 127.0.0.1 only, on free ports (pvxs' variable names)."""
-    return {
-        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
-        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
-        "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
-    }
 
 
 def summary(name: str, ms: list[float], baseline: float | None = None) -> None:
@@ -98,7 +83,7 @@ def main() -> None:
     )
     base = statistics.median(evaluate)
 
-    env = {**os.environ, **loopback_env()}
+    env = {**os.environ, **pva_env()}
     server = subprocess.Popen(
         [sys.executable, "-m", "my_package", "serve", "--protocol", "pva", "--prefix", PREFIX],
         env=env,

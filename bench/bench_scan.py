@@ -12,10 +12,14 @@ Printed, each measured in the same run (medians of --repeat, ranges in brackets)
 * cold processes: ``python -m my_package evaluate --scan`` (array files, and all-JSON as
   the baseline) and ``run --scan`` at each size;
 * marginal cost per point, (t(N2) - t(N1)) / (N2 - N1), and its ratio to "a" and "b";
+  the all-JSON baselines run only up to --json-max points (an ND output makes them
+  gigabytes of text: the example's 100-pixel profile is 10^8 floats at 10^6 points); when
+  only N1 is that small, they run at N1 / 10 and N1 and their marginal cost is from those;
 * peak memory at the largest size: peak RSS (VmHWM) of a child process for the floor
   (numpy + ``_evaluate``), the API, the saved scan, and the two CLI commands.
 
-    python bench/bench_scan.py [--sizes 100000 1000000] [--repeat 3] [--no-run]
+    python bench/bench_scan.py [--sizes 100000 1000000] [--repeat 3] [--json-max 100000]
+                               [--no-run]
 """
 
 import argparse
@@ -95,8 +99,8 @@ def child(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, peak_kb / 1024
 
 
-def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
-    """In-process times of each step of a scan of ``n`` points."""
+def one_size(n: int, repeat: int, out: Path, json_rows: bool) -> dict[str, list[float]]:
+    """In-process times of each step of a scan of ``n`` points (all-JSON rows if asked)."""
     from my_package.config import Settings
     from my_package.model import MyPackageModel
     from my_package.results import Result
@@ -125,10 +129,13 @@ def one_size(n: int, repeat: int, out: Path) -> dict[str, list[float]]:
         _ = result.unique_hash
         return result
 
-    rows["Result + unique_hash"] = timed(build, repeat)
     # Every array in the record, as before array files: the baseline of the file path.
     inline = Settings(output_dir=out / "json", file_threshold_bytes=2**62)
-    for label, where in (("HDF5 files", settings), ("all JSON", inline)):
+    targets = [("HDF5 files", settings)]
+    if json_rows:
+        rows["Result + unique_hash, all JSON"] = timed(build, repeat)
+        targets.append(("all JSON", inline))
+    for label, where in targets:
         built = [build(f"saved{i}") for i in range(repeat)]  # hash cached: the save alone
         rows[f"save_result, {label}"] = timed(
             lambda w=where, b=built: save_result(b.pop(), w), repeat
@@ -164,15 +171,22 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs=2, default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loop-points", type=int, default=2000)
+    parser.add_argument("--json-max", type=int, default=100_000,
+                        help="largest size for the all-JSON baselines")  # fmt: skip
     parser.add_argument("--no-run", action="store_true", help="skip the Prefect `run --scan`")
     args = parser.parse_args()
     n1, n2 = args.sizes
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {**offline_env(work), "MY_PACKAGE_OUTPUT_DIR": str(work / "results")}
+        json_sizes = [n for n in (n1, n2) if n <= args.json_max]
+        if len(json_sizes) == 1:
+            json_sizes.insert(0, n1 // 10)
+        sizes = sorted({*json_sizes, n1, n2})
         rows: dict[str, dict[int, list[float]]] = {}
-        for n in (n1, n2):
-            for name, times in one_size(n, args.repeat, work / "inproc").items():
+        for n in sizes:
+            json_rows = n in json_sizes
+            for name, times in one_size(n, args.repeat, work / "inproc", json_rows).items():
                 rows.setdefault(name, {})[n] = times
         loop = loop_per_point(args.loop_points, args.repeat)
 
@@ -186,15 +200,15 @@ def main() -> None:
         if not args.no_run:
             cli["run --scan"] = ([*py, "run"], {})
             child([*py, "run"], work, env)  # warm-up: creates and migrates the database
-        cold: dict[str, dict[int, list[float]]] = {name: {n1: [], n2: []} for name in cli}
+        cold: dict[str, dict[int, list[float]]] = {name: {} for name in cli}
         rss: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             for name, (cmd, extra) in cli.items():
-                for n in (n1, n2):
+                for n in json_sizes if extra is json_env else (n1, n2):
                     # A new output dir each time, so every run really writes its file.
                     run_env = {**env, **extra, "MY_PACKAGE_OUTPUT_DIR": tempfile.mkdtemp(dir=work)}
                     wall, mb = child([*cmd, "--scan", f"{SCANNED}={LOW}:{HIGH}:{n}"], work, run_env)
-                    cold[name][n].append(wall)
+                    cold[name].setdefault(n, []).append(wall)
                     if n == n2:
                         rss.setdefault(name, []).append(mb)
         for step in ("floor", "api", "saved"):
@@ -209,20 +223,24 @@ def main() -> None:
     print(f"{os.cpu_count()} cpus)")
     print("\nin-process, per call:")
     for name, by_size in rows.items():
-        for n in (n1, n2):
+        for n in by_size:
             print(f"  {name:28s} N={n:>9,}  {median_range(by_size[n])}")
     print(f"  b: LUMEModel set/get loop     {loop * 1e6:8.1f} us/point ", end="")
     print(f"(timed on {args.loop_points:,} points; x N={n2:,}: {loop * n2:,.0f} s)")
     print("\ncold process, wall:")
     for name, by_size in cold.items():
-        for n in (n1, n2):
+        for n in by_size:
             print(f"  python -m my_package {name:16s} N={n:>9,}  {median_range(by_size[n])}")
 
     def marginal(by_size: dict[int, list[float]]) -> float:
-        return (statistics.median(by_size[n2]) - statistics.median(by_size[n1])) / (n2 - n1)
+        small, large = sorted(by_size)[-2:]  # N1 and N2, or for all-JSON N1 / 10 and N1
+        return (statistics.median(by_size[large]) - statistics.median(by_size[small])) / (
+            large - small
+        )
 
     floor = marginal(rows["a: _evaluate on arrays"])
-    print(f"\nmarginal cost per point, (t({n2:,}) - t({n1:,})) / {n2 - n1:,}:")
+    print(f"\nmarginal cost per point, (t({n2:,}) - t({n1:,})) / {n2 - n1:,}"
+          f" (all-JSON rows: between N={json_sizes[0]:,} and N={json_sizes[-1]:,}):")  # fmt: skip
     print(f"  {'a: _evaluate on arrays':36s} {floor * 1e9:9.1f} ns   1.0x a")
     subjects = {name: marginal(rows[name]) for name in rows if not name.startswith("a:")}
     subjects |= {f"cold {name}": marginal(by_size) for name, by_size in cold.items()}
@@ -236,8 +254,13 @@ def main() -> None:
     for name, mb in rss.items():
         spread = f"[{min(mb):.0f}-{max(mb):.0f}]"
         print(f"  {name:28s} {statistics.median(mb):7.0f} MB  {spread}")
-    arrays = 4 * n2 * 8 / 2**20
-    print(f"  (the arrays themselves: 1 input + 3 outputs x {n2:,} x 8 B = {arrays:.0f} MB)")
+    from my_package.model import MyPackageModel
+    from my_package.validation import collect_inputs
+
+    point = collect_inputs({}, {})  # one point: its sizes give a scan's array bytes
+    floats = sum(np.size(v) for v in [*point.values(), *MyPackageModel().evaluate(point).values()])
+    print(f"  (the arrays themselves: {floats} values per point x {n2:,} x 8 B = "
+          f"{floats * n2 * 8 / 2**20:,.0f} MB)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Shared pytest fixtures: real components, no fakes (README: Development)."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +20,21 @@ def mongo_server() -> Iterator[tuple[str, int]]:
         yield server.host, server.port
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    """A temporary Prefect API for one test module's flow runs (8-10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The filesystem target, writing under this test's ``tmp_path`` (also the cwd)."""
+    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
+    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -27,7 +27,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from epics_loopback import pva_env
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -97,13 +97,6 @@ def model_variables() -> tuple[dict[str, float], list[str]]:
         low, high = spec.get("value_range") or (spec["default_value"], spec["default_value"])
         inputs[name] = round(low + 0.37 * (high - low), 6)
     return inputs, list(data["output_variables"])
-
-
-def free_port(kind: int) -> int:
-    """A port nothing listens on now (TCP or UDP) on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def requirements(section: str, option: str) -> list[str]:
@@ -410,15 +403,7 @@ def test_image_serves_the_model_online(docker: Docker, image: str) -> None:
 
     _, package = project_names()
     output = model_variables()[1][0]
-    env = {
-        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
-        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
-        "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
-    }
+    env = pva_env()
     name = f"serve-test-{os.getpid()}"
     t0 = time.perf_counter()
     # fmt: off

@@ -37,22 +37,6 @@ def _inside(var, fraction: float) -> float:
     return low + fraction * (high - low)
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A temporary Prefect API for this module's flow runs (8-10 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture
-def filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
-    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
-    return tmp_path
-
-
 @pytest.fixture
 def mongodb(mongo_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> MongoClient:
     host, port = mongo_server

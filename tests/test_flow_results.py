@@ -7,9 +7,6 @@ variables.yml, so these tests hold for any model.
 import base64
 import re
 import struct
-from pathlib import Path
-
-import pytest
 
 from my_package import __version__
 from my_package.cli import main
@@ -20,23 +17,6 @@ from my_package.variables import load_variables
 
 INPUTS, OUTPUTS = load_variables()
 FIRST = INPUTS[0]
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A temporary Prefect API for this module's flow runs (8-10 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture
-def filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MY_PACKAGE_TARGET", "filesystem")
-    monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _scan(num: int) -> dict[str, ScanRange]:

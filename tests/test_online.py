@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from epics_loopback import ca_env, free_tcp_udp_port, pva_env
 from lume.model import LUMEModel
 from lume.variables import NDVariable, ScalarVariable
 from p4p.client.thread import Context, RemoteError
@@ -63,26 +63,6 @@ class GridModel(LUMEModel):
         return {name: getattr(self, name) for name in names}
 
 
-def free_port(kind: int) -> int:
-    """A port nothing listens on now (TCP or UDP), from the kernel."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_tcp_udp_port() -> int:
-    """A port free for both TCP and UDP (a CA server uses the same number for both)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_STREAM)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no port free for both TCP and UDP")
-
-
 @dataclass(frozen=True)
 class Epics:
     """EPICS network settings that keep servers and clients on 127.0.0.1."""
@@ -95,26 +75,7 @@ class Epics:
 
 @pytest.fixture(scope="session")
 def epics() -> Epics:
-    # Names from the pvxs and EPICS base (CA) libraries these packages ship.
-    env = {
-        # PVAccess: no broadcast discovery, search and serve on loopback only, free ports.
-        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
-        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
-        "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
-        # Channel Access likewise.
-        "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_ADDR_LIST": "127.0.0.1",
-        "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
-        "EPICS_CA_REPEATER_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-    }
-    return Epics(env)
+    return Epics({**pva_env(), **ca_env()})
 
 
 @dataclass
@@ -384,8 +345,7 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
     env = Epics(
         {
             **epics.env,
-            "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
-            "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
+            **pva_env(),
             "EPICS_CA_SERVER_PORT": str(free_tcp_udp_port()),
             # The prefix from the setting this time, not from --prefix.
             "MY_PACKAGE_PV_PREFIX": PREFIX,
@@ -412,13 +372,7 @@ def test_one_protocol_serves_only_it_and_a_signal_stops_cleanly(
 
 @pytest.mark.slow
 def test_pva_2d_array_axis_order_and_out_of_range_alarm(epics: Epics, tmp_path: Path) -> None:
-    env = Epics(
-        {
-            **epics.env,
-            "EPICS_PVA_SERVER_PORT": str(free_port(socket.SOCK_STREAM)),
-            "EPICS_PVA_BROADCAST_PORT": str(free_port(socket.SOCK_DGRAM)),
-        }
-    )
+    env = Epics({**epics.env, **pva_env()})
     server = start_server(env, grid_command(), tmp_path)
     ctx = Context("pva", conf=env.pva_client_conf(), useenv=False)
     try:

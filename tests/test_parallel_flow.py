@@ -36,15 +36,6 @@ def _scan(points: int) -> dict[str, ScanRange]:
     return {FIRST.name: ScanRange(start=LOW, stop=HIGH, num=points)}
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A temporary Prefect API for this module's flow runs (8-10 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
 @pytest.fixture
 def run_env(
     prefect_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
