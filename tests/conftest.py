@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,34 @@ def filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MY_PACKAGE_OUTPUT_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def project() -> str:
+    """A fresh project name (so a fresh collection or folder) per test."""
+    import uuid
+
+    return f"proj_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def mongo_settings(mongo_server: tuple[str, int], tmp_path: Path) -> Any:
+    """Settings for the MongoDB target on the session's server."""
+    from my_package.config import ResultsDBSettings, Settings
+
+    host, port = mongo_server
+    return Settings(
+        results_db=ResultsDBSettings(host=host, port=port, database="results", timeout_ms=3000),
+        target="mongodb",
+        output_dir=tmp_path / "never-used",
+    )
+
+
+@pytest.fixture
+def mongo_client(mongo_server: tuple[str, int]) -> Iterator[Any]:
+    """A pymongo client of the session's server, to look at what was stored."""
+    import pymongo
+
+    client: Any = pymongo.MongoClient(*mongo_server, serverSelectionTimeoutMS=3000)
+    yield client
+    client.close()

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import uuid
 from pathlib import Path
 
 import h5py
@@ -145,11 +144,6 @@ def test_threshold_is_a_setting(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- MongoDB
-
-
-@pytest.fixture
-def project():
-    return f"proj_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ must end in one TargetError that says what is wrong, never another exception typ
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pymongo
 import pytest
 
 from my_package.array_files import TEMP_PREFIX
@@ -118,28 +116,6 @@ def test_damaged_file_is_refused(tmp_path, case, damage, message):
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(TargetError, match=message):
         load_result(ref)
-
-
-@pytest.fixture
-def mongo_settings(mongo_server, tmp_path):
-    host, port = mongo_server
-    return Settings(
-        results_db=ResultsDBSettings(host=host, port=port, database="results", timeout_ms=3000),
-        target="mongodb",
-        output_dir=tmp_path / "never-used",
-    )
-
-
-@pytest.fixture
-def project():
-    return f"proj_{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def mongo_client(mongo_server):
-    client = pymongo.MongoClient(*mongo_server, serverSelectionTimeoutMS=3000)
-    yield client
-    client.close()
 
 
 @pytest.mark.parametrize(("case", "edit", "message"), TAMPERING, ids=[t[0] for t in TAMPERING])

@@ -4,12 +4,10 @@ import json
 import multiprocessing
 import socket
 import traceback
-import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pymongo
 import pytest
 
 from my_package.config import ResultsDBSettings, Settings
@@ -164,29 +162,6 @@ def test_unknown_target_is_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- MongoDB
-
-
-@pytest.fixture
-def mongo_settings(mongo_server, tmp_path):
-    host, port = mongo_server
-    return Settings(
-        results_db=ResultsDBSettings(host=host, port=port, database="results", timeout_ms=3000),
-        target="mongodb",
-        output_dir=tmp_path / "never-used",
-    )
-
-
-@pytest.fixture
-def project():
-    """A fresh collection per test: the server lives for the whole session."""
-    return f"proj_{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def mongo_client(mongo_server):
-    client = pymongo.MongoClient(*mongo_server, serverSelectionTimeoutMS=3000)
-    yield client
-    client.close()
 
 
 def test_mongodb_round_trip(mongo_settings, mongo_client, project):
