@@ -13,14 +13,15 @@ import contextlib
 import importlib.util
 import io
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/project_copy.py: the copy the tests use
+from project_copy import copy_project  # noqa: E402
+
 N_FILES = 5000
 ARGS = ["--project-name", "Beam Size", "--author", "Ada Lovelace", "--email", "ada@example.org"]
 
@@ -31,18 +32,6 @@ def load_rename():
     sys.modules["rename_script"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def copy_template(dest: Path) -> None:
-    listing = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listing.split("\0")):
-        if os.path.lexists(ROOT / rel):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel, follow_symlinks=False)
 
 
 def add_generated_files(dest: Path, package: str, n: int) -> None:
@@ -94,9 +83,9 @@ def main() -> None:
     rename = load_rename()
     package = rename.load_marker(ROOT)["names"]["package"]
     cases = {
-        "template": copy_template,
+        "template": copy_project,
         f"template + {N_FILES} text files": lambda d: (
-            copy_template(d),
+            copy_project(d),
             add_generated_files(d, package, N_FILES),
         ),
     }

@@ -8,13 +8,12 @@ california_regression-style file: no units, an input without a range, a constant
 2.8 minutes on a loaded machine (load average 8 on 2 cores).
 """
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from project_copy import copy_env, copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIABLES = """\
@@ -73,31 +72,10 @@ GENERIC_TESTS = [
 ]
 
 
-def _copy_project(dest: Path) -> None:
-    listing = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listing.split("\0")):
-        if os.path.lexists(ROOT / rel):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel, follow_symlinks=False)
-
-
 @pytest.mark.slow
 def test_generic_tests_pass_on_a_foreign_variables_file(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    _copy_project(repo)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
-    env.update(
-        GITHUB_REPOSITORY="someone/housing",
-        PYTHONPATH=str(repo),
-        DO_NOT_TRACK="1",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_HOME=str(tmp_path / "prefect"),
-    )
+    repo = copy_project(tmp_path / "repo")
+    env = copy_env(repo, tmp_path / "prefect", "someone/housing")
     names = ["--project-name", "Housing", "--author", "Ada Lovelace", "--email", "ada@example.org"]
     rename = [sys.executable, "scripts/rename.py", *names, "--strip-examples"]
     subprocess.run(rename, cwd=repo, env=env, check=True, capture_output=True, timeout=120)

@@ -42,6 +42,7 @@ from types import ModuleType
 
 import pytest
 import yaml
+from project_copy import copy_env, copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_NAME = re.compile(r"my[-_ ]?package|slaclab/my|me@example\.com|My Name", re.IGNORECASE)
@@ -63,17 +64,7 @@ OLD_PACKAGE = rename.load_marker(ROOT)["names"]["package"]
 
 def _copy_repo(dest: Path, git: bool = False) -> Path:
     """Copy the files git would consider (tracked or not ignored), plus odd files to keep."""
-    listing = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listing.split("\0")):
-        src = ROOT / rel
-        if not os.path.lexists(src):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel, follow_symlinks=False)
+    copy_project(dest)
     # A binary file, an executable script and symlinks, inside the package that moves.
     pkg = dest / OLD_PACKAGE
     (pkg / "files" / "logo.png").write_bytes(BINARY)
@@ -830,17 +821,9 @@ def test_renamed_template_passes_its_own_tests_and_linters(tmp_path: Path, strip
         (repo / OLD_PACKAGE / "files" / extra).unlink()
     (repo / OLD_PACKAGE / "tool.sh").unlink()
     (repo / "readme-link").unlink()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     package = rename.derive_package(rename.derive_distribution(LONG_NAME))
     model_class = rename.derive_model_class(LONG_NAME)
-    env.update(
-        GITHUB_REPOSITORY="someone/lcls-cu-injector",
-        PYTHONPATH=str(repo),
-        DO_NOT_TRACK="1",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_HOME=str(tmp_path / "prefect"),
-    )
+    env = copy_env(repo, tmp_path / "prefect", "someone/lcls-cu-injector")
     # The example's variable names: after --strip-examples, none may be left to mislead
     # (bench/README.md keeps the template's measured figures, which name what was scanned).
     example = yaml.safe_load((repo / OLD_PACKAGE / "files" / "variables.yml").read_text())
