@@ -207,7 +207,7 @@ def publish_plot(result: Result, ref: ResultRef) -> None:
     from my_package.results_cli import ResultsUsageError, figure_for
 
     try:
-        figure = figure_for(result)
+        figure = figure_for(result, unique_hash=ref.unique_hash)
     except ResultsUsageError as exc:  # e.g. a scan of three inputs: no plot, no failure
         get_run_logger().info("No plot artifact: %s", exc)
         return

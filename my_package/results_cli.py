@@ -431,9 +431,13 @@ def command_export(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- plot
 
 
-def figure_for(result: Any, only: str | None = None) -> Any:
+def figure_for(result: Any, only: str | None = None, unique_hash: str | None = None) -> Any:
     """A matplotlib figure of ``result``: lines over one scanned input (a heat map for a
-    profile output), heat maps over two, a profile or an image for one point's array."""
+    profile output), heat maps over two, a profile or an image for one point's array.
+
+    ``unique_hash`` titles it: the stored result's, when ``result`` is the flow's own
+    (its arrays not yet in files, so hashing it would write them all as JSON text).
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -511,7 +515,8 @@ def figure_for(result: Any, only: str | None = None) -> Any:
         else:
             image = ax.imshow(value, origin="lower", aspect="auto")
             fig.colorbar(image, ax=ax, label=label(name))
-    axes[0, 0].set_title(f"result {result.unique_hash[:12]}", fontsize="small")
+    title = unique_hash or result.unique_hash
+    axes[0, 0].set_title(f"result {title[:12]}", fontsize="small")
     fig.tight_layout()
     return fig
 
