@@ -488,7 +488,8 @@ def figure_for(result: Any, only: str | None = None, unique_hash: str | None = N
         if len(scan) == 1 and value.ndim == 2:  # a profile per point, along the scan
             x = np.asarray(result.inputs[names[0]])
             extent = (x[0], x[-1], 0, value.shape[1])
-            image = ax.imshow(value.T, origin="lower", aspect="auto", extent=extent)
+            shown = _binned(value.T, (height, width))
+            image = ax.imshow(shown, origin="lower", aspect="auto", extent=extent)
             fig.colorbar(image, ax=ax, label=label(name))
             ax.set_xlabel(label(names[0]))
             ax.set_ylabel(f"{name} index")
@@ -504,7 +505,8 @@ def figure_for(result: Any, only: str | None = None, unique_hash: str | None = N
             if shape[0] * shape[1] != points:
                 raise ResultsUsageError(f"the scan of {', '.join(names)} is not a full grid")
             extent = (y[0], y[-1], x[0], x[-1])  # the first input varies slowest: rows
-            image = ax.imshow(value.reshape(shape), origin="lower", aspect="auto", extent=extent)
+            shown = _binned(value.reshape(shape), (height, width))
+            image = ax.imshow(shown, origin="lower", aspect="auto", extent=extent)
             fig.colorbar(image, ax=ax, label=label(name))
             ax.set_xlabel(label(names[1]))
             ax.set_ylabel(label(names[0]))
@@ -513,12 +515,32 @@ def figure_for(result: Any, only: str | None = None, unique_hash: str | None = N
             ax.set_xlabel("index")
             ax.set_ylabel(label(name))
         else:
-            image = ax.imshow(value, origin="lower", aspect="auto")
+            image = ax.imshow(_binned(value, (height, width)), origin="lower", aspect="auto")
             fig.colorbar(image, ax=ax, label=label(name))
     title = unique_hash or result.unique_hash
     axes[0, 0].set_title(f"result {title[:12]}", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _binned(image: Any, pixels: tuple[int, int]) -> Any:
+    """``image`` averaged over blocks of rows and columns to at most ``pixels`` (rows, cols).
+
+    A panel cannot show more, and matplotlib resamples a large image slowly (8 s for a
+    400,000-point scan of a 100-pixel profile). A few trailing rows or columns that do not
+    fill a block are left out: at most one block's worth, less than one panel pixel.
+    """
+    import numpy as np
+
+    image = np.asarray(image, dtype=float)
+    for axis, limit in enumerate(pixels):
+        factor = -(-image.shape[axis] // limit)  # ceiling division
+        if factor > 1:
+            moved = np.moveaxis(image, axis, 0)
+            kept = moved[: len(moved) // factor * factor]
+            blocks = kept.reshape(len(kept) // factor, factor, *kept.shape[1:]).mean(axis=1)
+            image = np.moveaxis(blocks, 0, axis)
+    return image
 
 
 def save_png(fig: Any, path: Path) -> None:

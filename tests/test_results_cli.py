@@ -352,3 +352,13 @@ def test_the_flow_plot_is_titled_by_the_stored_hash_without_hashing_the_arrays()
     figure = figure_for(result, unique_hash="f" * 32)
     assert "unique_hash" not in vars(result)  # the cached hash was never computed
     assert figure.axes[0].get_title() == "result " + "f" * 12
+
+
+def test_large_images_are_averaged_down_to_the_panel_before_drawing():
+    from my_package.results_cli import _binned
+
+    image = np.arange(2000 * 30, dtype=float).reshape(2000, 30)
+    shown = _binned(image, (250, 800))
+    assert shown.shape == (250, 30)  # rows in blocks of 8; 30 columns fit as they are
+    assert shown[0, 0] == image[:8, 0].mean() and shown[-1, -1] == image[-8:, -1].mean()
+    assert _binned(image[:100], (250, 800)).shape == (100, 30)  # small enough: unchanged
