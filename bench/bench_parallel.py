@@ -140,7 +140,7 @@ def main() -> int:
             for label, option, workers in options:
                 print(row(label, run(model, option), serial, workers), flush=True)
 
-    # -- the package's numpy model at --numpy-points points: chunking must cost nothing noticeable --
+    # -- the package's numpy model (--numpy-points): chunking must cost nothing noticeable --
     n = args.numpy_points
     print(f"\nnumpy model, {n:,} points, medians of {args.repeat}:")
     flow_module.MyPackageModel = slow_models.MyPackageModel

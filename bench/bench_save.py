@@ -75,6 +75,7 @@ def main() -> None:
     from my_package.model import MyPackageModel
     from my_package.results import Result, numpy_default
     from my_package.targets import MongoTarget, save_result
+    from my_package.validation import validate_inputs
 
     model = MyPackageModel()
     first = model.input_variables[0]  # scanned over its range: any model's variables work
@@ -84,14 +85,14 @@ def main() -> None:
 
     def results(tag: str) -> list[Result]:
         points = next(batches)
-        values = model.input_validation({scanned: points})
+        values = validate_inputs({scanned: points}, model.input_variables)
         outputs = model._evaluate(values)
         return [
             Result(
                 flow_id=tag,
                 project_name="bench",
                 inputs={**values, scanned: k},
-                outputs={name: float(out[i]) for name, out in outputs.items()},
+                outputs={name: out[i].tolist() for name, out in outputs.items()},
             )
             for i, k in enumerate(points.tolist())
         ]
@@ -167,7 +168,7 @@ def main() -> None:
 
             # 2. a scan: one document, or one per point
             n = args.scan_points
-            values = model.input_validation({scanned: np.linspace(low, high, n)})
+            values = validate_inputs({scanned: np.linspace(low, high, n)}, model.input_variables)
             outputs = model._evaluate(values)
             scan_times: dict[str, list[float]] = {"one": [], "per_point": []}
             one_doc_bytes = per_point_bytes = 0
@@ -187,7 +188,7 @@ def main() -> None:
                         flow_id=f"scan{rep}",
                         project_name="bench_points",
                         inputs={k: float(v[i]) if np.ndim(v) else v for k, v in values.items()},
-                        outputs={k: float(v[i]) for k, v in outputs.items()},
+                        outputs={k: v[i].tolist() for k, v in outputs.items()},
                     ).to_document()
                     for i in range(n)
                 ]
@@ -201,7 +202,7 @@ def main() -> None:
 
     per_point_in_one = one_doc_bytes / n
     fits = int(MONGO_LIMIT / per_point_in_one)
-    print(f"\n a scan of {n:,} points (1 scanned input, 3 outputs) to MongoDB:")
+    print(f"\n a scan of {n:,} points (1 scanned input, {len(outputs)} outputs) to MongoDB:")
     for key, label in (("one", "one document for the whole scan"), ("per_point", "one per point")):
         med = statistics.median(scan_times[key])
         size = one_doc_bytes if key == "one" else per_point_bytes
@@ -267,7 +268,8 @@ def image_scan(args: argparse.Namespace) -> None:
     print(
         f"\n an image-output scan of {n:,} points (32 x 32 float64 each, {mb:.0f} MB) to MongoDB:"
     )
-    print(f"  as one document it would be ~{inline * n / 2**20:,.0f} MB: over the 16 MB limit")
+    over = "over" if inline * n > MONGO_LIMIT else "under"
+    print(f"  as one document it would be ~{inline * n / 2**20:,.0f} MB: {over} the 16 MB limit")
     print(f"  (at most ~{int(MONGO_LIMIT / inline):,} such points fit in one document)")
     for label, times, base in (
         ("save (HDF5 on the mount + document)", saves, plain),
@@ -294,6 +296,7 @@ def results_list(args: argparse.Namespace) -> None:
     from my_package.results import Result, run_metadata
     from my_package.results_cli import list_rows
     from my_package.targets import FilesystemTarget
+    from my_package.validation import validate_inputs
 
     model = MyPackageModel()
     first = model.input_variables[0]
@@ -303,7 +306,7 @@ def results_list(args: argparse.Namespace) -> None:
         target = FilesystemTarget(Path(tmp))
         start = time.perf_counter()
         for i, value in enumerate(np.linspace(low, high, count).tolist()):
-            inputs = model.input_validation({first.name: value})
+            inputs = validate_inputs({first.name: value}, model.input_variables)
             outputs = model._evaluate(inputs)
             meta = run_metadata(model, inputs, None, f"run-{i}")
             target.save(
