@@ -434,17 +434,20 @@ def _quiet_user_errors_on_console() -> None:
     # A task's end: "Finished in state Failed('Task run encountered an exception X: ...')"
     state_message = re.compile(rf"encountered an exception ({'|'.join(names)}):")
 
-    # Ctrl-C or SIGTERM: the flow run is marked Crashed, and main() prints the one line.
-    stopped = re.compile(r"Crash detected! Execution was aborted by an? (interrupt|termination)")
+    # Ctrl-C or SIGTERM: the flow and task runs are marked Crashed; main() prints one line.
+    stopped = re.compile(
+        r"(Crash detected! |Finished in state Crashed\(')"
+        r"Execution was aborted by an? (interrupt|termination) signal"
+    )
 
     def keep(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             return _user_error_code(exc) is None
-        message = str(record.msg)
+        message = record.getMessage()
         return not (
             record.levelno >= logging.ERROR
-            and (state_message.search(message) or stopped.match(message))
+            and (state_message.search(message) or stopped.search(message))
         )
 
     for handler in logging.getLogger().handlers:
@@ -529,12 +532,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
         return code
     except KeyboardInterrupt as exc:
-        from my_package.chunks import ScanInterrupted
-
-        if isinstance(exc, ScanInterrupted):
-            from my_package.progress import interrupted
-
-            print(interrupted(exc.done, exc.total, args.command), file=sys.stderr)
+        # No import here: the signal may have come in the middle of one (numpy's, say),
+        # and importing again would fail. A scan that was interrupted loaded both modules.
+        chunks, progress = (sys.modules.get(f"my_package.{m}") for m in ("chunks", "progress"))
+        if chunks and progress and isinstance(exc, chunks.ScanInterrupted):
+            print(progress.interrupted(exc.done, exc.total, args.command), file=sys.stderr)
             return 130
         name = str(exc) or "SIGINT"
         print(

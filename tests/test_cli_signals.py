@@ -15,14 +15,21 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lume.variables import ScalarVariable
 
+from my_package.validation import MAX_SCAN_VALUES
 from my_package.variables import load_variables
 
 # The first settable scalar input, scanned over its range (or around its default).
-FIRST = next(v for v in load_variables()[0] if not v.read_only and isinstance(v, ScalarVariable))
+INPUTS, OUTPUTS = load_variables()
+FIRST = next(v for v in INPUTS if not v.read_only and isinstance(v, ScalarVariable))
 LOW, HIGH = FIRST.value_range or (FIRST.default_value - 1, FIRST.default_value + 1)
+# A scan that runs for seconds, yet no larger than the package accepts (its outputs within
+# MAX_SCAN_VALUES): refused, it would end before the signal and prove nothing.
+PER_POINT = sum(int(np.prod(getattr(var, "shape", ()))) for var in OUTPUTS)
+POINTS = min(2_000_000, MAX_SCAN_VALUES // PER_POINT)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),
@@ -89,7 +96,7 @@ def test_killed_run_leaves_no_process_and_no_port(
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)
     # A large scan, so the flow is still running when the signal comes.
-    args = ["run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:2000000"]
+    args = ["run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:{POINTS}"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "my_package", *args],
         cwd=tmp_path,
