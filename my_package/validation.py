@@ -242,11 +242,16 @@ def scan_points(values: Mapping[str, Value], variables: Sequence[Variable]) -> i
     return None
 
 
+def values_per_point(variables: Sequence[Variable]) -> int:
+    """How many numbers one point of these variables holds (1 per scalar, the size of an array)."""
+    return sum(int(np.prod(getattr(var, "shape", ()))) for var in variables)
+
+
 def check_scan_size(points: int | None, variables: Sequence[Variable]) -> None:
     """Refuse a scan whose outputs would hold more than MAX_SCAN_VALUES numbers."""
     if points is None:
         return
-    per_point = sum(int(np.prod(getattr(var, "shape", ()))) for var in variables)
+    per_point = values_per_point(variables)
     if points * per_point > MAX_SCAN_VALUES:
         raise InputValidationError(
             f"the scan of {points:,} points would return {points * per_point:,} output values "

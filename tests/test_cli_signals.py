@@ -15,11 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from lume.variables import ScalarVariable
 
-from my_package.validation import MAX_SCAN_VALUES
+from my_package.validation import MAX_SCAN_VALUES, values_per_point
 from my_package.variables import load_variables
 
 # The first settable scalar input, scanned over its range (or around its default).
@@ -28,8 +27,7 @@ FIRST = next(v for v in INPUTS if not v.read_only and isinstance(v, ScalarVariab
 LOW, HIGH = FIRST.value_range or (FIRST.default_value - 1, FIRST.default_value + 1)
 # A scan that runs for seconds, yet no larger than the package accepts (its outputs within
 # MAX_SCAN_VALUES): refused, it would end before the signal and prove nothing.
-PER_POINT = sum(int(np.prod(getattr(var, "shape", ()))) for var in OUTPUTS)
-POINTS = min(2_000_000, MAX_SCAN_VALUES // PER_POINT)
+POINTS = min(2_000_000, MAX_SCAN_VALUES // values_per_point(OUTPUTS))
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),
@@ -120,7 +118,11 @@ def test_killed_run_leaves_no_process_and_no_port(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    # 130, or killed by SIGINT: shells show both as 130. CPython ends with SIGINT itself,
+    # after the whole shutdown (atexit included), when a KeyboardInterrupt once escaped code
+    # it ran with PyRun_* (as some imports do): our handler caught it, the flag stayed set.
+    # Seen with strace: kill(self, SIGINT) right after our one line.
+    assert proc.returncode in (130, -signal.SIGINT), err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"interrupted ({signum.name})"), err
     assert "Traceback" not in err
