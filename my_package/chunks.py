@@ -35,6 +35,7 @@ from my_package.validation import WARNINGS_KEY, ModelOutputError, Value
 CHUNKS_PER_WORKER = 2
 DEFAULT_RETRIES = 1
 DASK_PATTERN = r"^(local:[1-9][0-9]*|(tcp|tls|ucx|inproc)://\S+)$"
+DASK_MISSING = "--dask needs prefect-dask and distributed: pip install -e '.[dask]'"
 
 
 class ParallelOptionsError(ValueError):
@@ -151,6 +152,10 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
     workers = chosen.get("workers", 1)
     if dask and dask.startswith("local:"):
         workers = int(dask.removeprefix("local:"))
+    elif dask:
+        # A running cluster: as many chunks in flight as it has worker threads.
+        threads = cluster_threads(dask)
+        workers = chosen.get("workers", threads)
     chunks = 1 if workers == 1 else min(points, CHUNKS_PER_WORKER * workers)
     chunk_size = chosen.get("chunk_size") or math.ceil(points / chunks)
     return Plan(
@@ -161,6 +166,29 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
         dask=dask,
         retries=chosen.get("chunk_retries", DEFAULT_RETRIES),
     )
+
+
+def _dask_client() -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ParallelOptionsError(DASK_MISSING) from None
+    return Client
+
+
+def cluster_threads(address: str) -> int:
+    """The worker threads of the Dask cluster at ``address``, asked of its scheduler.
+
+    A ParallelOptionsError if it cannot be reached: better now than as a traceback later.
+    """
+    try:
+        with _dask_client()(address, timeout="10s") as client:
+            return max(1, sum(client.nthreads().values()))
+    except OSError as exc:
+        raise ParallelOptionsError(
+            f"--dask {address}: cannot reach the Dask scheduler ({exc}); start it "
+            "(`dask scheduler`, then `dask worker ADDRESS`) or give its address"
+        ) from None
 
 
 def scan_length(values: Mapping[str, Any], scanned: Sequence[str]) -> int:
@@ -267,9 +295,7 @@ def task_runner(plan: Plan) -> Any:
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError:
-            raise ParallelOptionsError(
-                "--dask needs prefect-dask and distributed: pip install -e '.[dask]'"
-            ) from None
+            raise ParallelOptionsError(DASK_MISSING) from None
         if plan.dask.startswith("local:"):
             _quiet_dask()
             # One single-threaded worker process per chunk in flight: what --processes does.
@@ -313,12 +339,34 @@ def worker_settings(plan: Plan) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def _executor(plan: Plan) -> Iterator[Executor]:
-    """A concurrent.futures pool for the plan, shut down (Dask: disconnected) on exit."""
-    if plan.dask:
-        from distributed import Client
+def _process_context() -> Any:
+    """fork when this process runs no other thread (Linux), else spawn.
 
+    A forked worker has the model imported already; a spawned one imports it again, with
+    numpy and lume-base: ~3 s each here, a tenth of a 30 s scan (bench/bench_parallel.py).
+    fork is unsafe beside threads (a lock held at the fork stays held in the child), so a
+    process with threads (a Prefect run, a progress bar) spawns, as Prefect's runner does.
+    """
+    import multiprocessing
+    import threading
+
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def pool(plan: Plan) -> Iterator[Executor | None]:
+    """A concurrent.futures pool for the plan (None: one local worker, no pool needed).
+
+    Shut down (Dask: disconnected) on exit. Open it before starting threads of your own:
+    process workers are started here, forked if nothing else runs yet.
+    """
+    if plan.workers == 1 and not plan.dask:
+        yield None
+        return
+    if plan.dask:
+        Client = _dask_client()
         if plan.dask.startswith("local:"):
             _quiet_dask()
             client = Client(
@@ -329,19 +377,19 @@ def _executor(plan: Plan) -> Iterator[Executor]:
             )
         else:
             client = Client(plan.dask, timeout="10s")
-        with client, client.get_executor() as pool:
-            yield pool
+        with client, client.get_executor() as executor:
+            yield executor
         return
     if plan.processes:
-        import multiprocessing
-
-        # spawn, as Prefect's process runner: no fork of a process that may hold threads.
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(plan.workers, mp_context=spawn) as pool:
-            yield pool
+        context = _process_context()
+        with ProcessPoolExecutor(plan.workers, mp_context=context) as executor:
+            if context.get_start_method() == "fork":
+                # A forking pool starts all its workers at the first submit: do it now.
+                executor.submit(int).result()
+            yield executor
         return
-    with ThreadPoolExecutor(plan.workers) as pool:
-        yield pool
+    with ThreadPoolExecutor(plan.workers) as executor:
+        yield executor
 
 
 class ScanInterrupted(KeyboardInterrupt):
@@ -358,11 +406,16 @@ def evaluate_scan(
     scanned: Sequence[str],
     plan: Plan,
     on_chunk: Callable[[int, bool], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Value]:
     """Evaluate a scan chunk by chunk on a local pool (no Prefect); outputs in point order.
 
-    ``on_chunk(points, cached)`` is called as each chunk finishes (progress).
+    ``executor``: from ``pool(plan)``; without it one is opened here. ``on_chunk(points,
+    cached)`` is called as each chunk finishes (progress).
     """
+    if executor is None and (plan.workers > 1 or plan.dask):
+        with pool(plan) as executor:
+            return evaluate_scan(model_class, values, scanned, plan, on_chunk, executor)
     chunks = split(values, scanned, plan)
     outputs: list[dict[str, Value] | None] = [None] * len(chunks)
     args = [
@@ -370,25 +423,24 @@ def evaluate_scan(
         for i, chunk in enumerate(chunks)
     ]
     try:
-        if plan.workers == 1 and not plan.dask:
+        if executor is None:
             # One worker: no pool, no copies (the fast numpy path of today).
             for i, arg in enumerate(args):
                 outputs[i] = evaluate_chunk(*arg)
                 if on_chunk:
                     on_chunk(len(chunks[i][scanned[0]]), False)
         else:
-            with _executor(plan) as pool:
-                futures = {pool.submit(evaluate_chunk, *arg): i for i, arg in enumerate(args)}
-                try:
-                    for future in as_completed(futures):
-                        i = futures[future]
-                        outputs[i] = future.result()
-                        if on_chunk:
-                            on_chunk(len(chunks[i][scanned[0]]), False)
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+            futures = {executor.submit(evaluate_chunk, *arg): i for i, arg in enumerate(args)}
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    outputs[i] = future.result()
+                    if on_chunk:
+                        on_chunk(len(chunks[i][scanned[0]]), False)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     except KeyboardInterrupt:
         raise ScanInterrupted(sum(out is not None for out in outputs), len(chunks)) from None
     return join(outputs, [plan.label(i) for i in range(len(chunks))])  # type: ignore[arg-type]
@@ -401,8 +453,10 @@ def scan_in_pool(
     from my_package.progress import ScanProgress
 
     chosen = plan(scan_length(values, scanned), options, model_class)
-    progress = ScanProgress(chosen.points, chosen.chunks)
-    try:
-        return evaluate_scan(model_class, values, scanned, chosen, progress.advance)
-    finally:
-        progress.close()
+    # The pool first: its processes can then fork before the progress bar starts a thread.
+    with pool(chosen) as executor:
+        progress = ScanProgress(chosen.points, chosen.chunks)
+        try:
+            return evaluate_scan(model_class, values, scanned, chosen, progress.advance, executor)
+        finally:
+            progress.close()

@@ -8,6 +8,7 @@ ranges come from variables.yml, so these tests hold for any model.
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slow_models
+from epics_loopback import free_port
 
 from my_package import chunks
 from my_package.model import MyPackageModel
@@ -22,6 +24,7 @@ from my_package.validation import collect_inputs, expand_scan
 from my_package.variables import load_variables
 
 TESTS = Path(__file__).resolve().parent
+NO_SCHEDULER = f"tcp://127.0.0.1:{free_port(socket.SOCK_STREAM)}"
 INPUTS, OUTPUTS = load_variables()
 FIRST = INPUTS[0]
 LOW, HIGH = FIRST.value_range
@@ -157,6 +160,42 @@ def test_parallel_equals_serial_exactly(model: type, options, calls_file: Path) 
     )
 
 
+# Run in a fresh process, as `evaluate --scan` is: pytest's own may hold threads by now.
+POOL_SCAN = """
+import sys, threading, time
+import numpy as np, slow_models
+from my_package import chunks
+from test_chunks import FIRST, _scan
+if sys.argv[1] == "spawn":
+    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+method = chunks._process_context().get_start_method()
+values = _scan(30)
+plan = chunks.plan(30, chunks.Parallel(workers=2, processes=True, chunk_size=10))
+parallel = chunks.evaluate_scan(slow_models.LoopModel, values, [FIRST.name], plan)
+serial = slow_models.LoopModel().evaluate(values)
+assert all(np.array_equal(parallel[name], serial[name]) for name in serial)
+print(method)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_process_workers_fork_only_in_a_process_without_threads(
+    method: str, calls_file: Path
+) -> None:
+    # No thread (`evaluate --scan`): the workers fork, the model already imported. A thread
+    # (a Prefect run, a progress bar): they spawn. Either way, exactly the serial outputs.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_SCAN, method], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == method
+    assert sorted(slow_models.calls(calls_file)) == [10, 10, 10, 30]
+
+
 def test_failing_chunk_is_named_with_its_first_failing_point(
     calls_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,6 +319,8 @@ def test_evaluate_scan_on_a_terminal_shows_a_bar(tmp_path: Path) -> None:
         (["--workers", "0"], "error: --workers 0 must be greater than or equal to 1"),
         (["--dask", "local:2", "--processes"], "error: --dask and --processes exclude each other"),
         (["--dask", "8786"], "error: --dask 8786 is not a Dask address"),
+        # Nobody listens there: refused, retried by Dask for its 10 s timeout, then one line.
+        (["--dask", NO_SCHEDULER], f"error: --dask {NO_SCHEDULER}: cannot reach the Dask"),
     ],
 )
 def test_bad_parallel_option_exits_2_with_one_line(
