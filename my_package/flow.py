@@ -103,9 +103,6 @@ def evaluate_scan(
     version = chunks.code_version(MyPackageModel)
     chunk_task = evaluate_chunk.with_options(retries=plan.retries)
     progress = ScanProgress(plan.points, plan.chunks)
-    artifact = cast(  # a UUID when called from sync code, as here
-        UUID, create_progress_artifact(0.0, key="my-package-scan", description=plan.describe())
-    )
     futures = []
     try:
         with chunks.worker_settings(plan), chunks.task_runner(plan) as runner:
@@ -120,6 +117,11 @@ def evaluate_scan(
                     "key": chunks.chunk_key(version, part),
                 }
                 futures.append(runner.submit(chunk_task, parameters))
+            # Created once the chunks run, not before: an API call that would delay them all.
+            artifact = cast(  # a UUID when called from sync code, as here
+                UUID,
+                create_progress_artifact(0.0, key="my-package-scan", description=plan.describe()),
+            )
             position = {future: i for i, future in enumerate(futures)}
             updated = time.monotonic()
             for future in as_completed(futures):
