@@ -2,14 +2,20 @@
 
 Printed, side by side, all measured in this one run:
 
-* a 200-point scan of a model that sleeps 20 ms per point (waits like an external program,
-  releases the GIL): serial (1 worker) vs 2, 4 and 8 threads, and a local Dask cluster of 2
-  workers; on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool)
+* a 200-point scan of a CPU-bound pure-Python model (a loop, calibrated here to --cpu-ms per
+  point): serial (1 worker) vs 2 processes, a local Dask cluster of 2 workers (``--dask
+  local:2``, started by the scan) and a running one (``dask scheduler`` and 2 ``dask worker``
+  processes started here once, as a user's cluster is: ``--dask tcp://...``);
+* the same scan of a model that sleeps 20 ms per point (waits like an external program,
+  releases the GIL): serial vs 2, 4 and 8 threads and both Dask clusters;
+* first, the machine's own ceiling: the CPU model's loop alone, serial vs split over 2 forked
+  processes (no package code: what 2 processes can gain on this VM at all);
+* each on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool)
   and the Prefect flow's scan step (one task per chunk: flow.evaluate_scan);
-* the same scan of a CPU-bound pure-Python model (a loop, calibrated here to --cpu-ms per
-  point): serial vs 2 processes and Dask with 2 workers;
 * wall time, speed-up over serial and efficiency (speed-up / workers). Pool and cluster
-  start-up are inside the wall time (spawned processes import numpy and Prefect);
+  start-up are inside the wall time: the local pool forks its processes, as `evaluate --scan`
+  does; Prefect's process runner and ``--dask local:N`` spawn theirs, which import lume-base
+  and Prefect. The running cluster's workers have done so before (one untimed scan first);
 * the 10^5-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
   with one chunk (what the code did before chunking) vs the default chunks, and the whole
   flow run in this process before chunking (one evaluate task, as before) vs after.
@@ -20,6 +26,7 @@ The slow models are tests/slow_models.py (test-only subclasses of the package's 
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -38,10 +45,33 @@ def calibrate_loops(cpu_ms: float) -> int:
     """Loop iterations of slow_models.LoopModel that take ``cpu_ms`` on this machine."""
     loops = 2_000_000
     start = time.perf_counter()
+    spin(loops)
+    return max(1, int(loops * cpu_ms / 1000 / (time.perf_counter() - start)))
+
+
+def spin(loops: int) -> int:
+    """The CPU model's work without the package: ``loops`` iterations of its loop."""
     total = 0
     for i in range(loops):
         total += i % 7
-    return max(1, int(loops * cpu_ms / 1000 / (time.perf_counter() - start)))
+    return total
+
+
+def machine_ceiling(loops: int) -> tuple[float, float]:
+    """Wall time of ``loops`` iterations in this process, then split over 2 forked processes.
+
+    What two CPU-bound processes can gain on this machine at all, no package code involved
+    (a shared VM's two vCPUs rarely give 2x): the ceiling for the 2-worker rows.
+    """
+    import multiprocessing
+
+    start = time.perf_counter()
+    spin(loops)
+    serial = time.perf_counter() - start
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(spin, [loops // 2, loops - loops // 2])
+    return serial, time.perf_counter() - start
 
 
 def row(label: str, wall: float, serial: float, workers: int) -> str:
@@ -75,6 +105,7 @@ def main() -> int:
     os.environ.update(env)  # this process runs the flows; its pools and clusters inherit it
     sys.path.insert(0, str(ROOT / "tests"))
     import slow_models
+    from dask_cluster import dask_cluster
 
     import my_package.flow as flow_module
     from my_package.chunks import Parallel, scan_in_pool
@@ -116,29 +147,53 @@ def main() -> int:
         with fresh_storage():
             return prefect_scan(options)
 
-    prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server: not timed
+    # CPU-bound first: its local 2-process row must run while this process has no thread
+    # (Dask's client leaves one), as `evaluate --scan` does, so that its pool forks.
+    cluster = "running-cluster"  # replaced by the address of the one started below
     cases: list[tuple[str, type, list[tuple[str, Parallel, int]]]] = [
+        ("CPU-bound pure Python", slow_models.LoopModel, [
+            ("2 processes", Parallel(workers=2, processes=True), 2),
+            ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
+            ("Dask cluster (running), 2 workers", Parallel(dask="tcp://" + cluster), 2),
+        ]),
         ("sleep (releases the GIL)", slow_models.SleepyModel, [
             ("2 threads", Parallel(workers=2), 2),
             ("4 threads", Parallel(workers=4), 4),
             ("8 threads", Parallel(workers=8), 8),
+            ("8 threads, one chunk each", Parallel(workers=8, chunk_size=args.points // 8), 8),
             ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
-        ]),
-        ("CPU-bound pure Python", slow_models.LoopModel, [
-            ("2 processes", Parallel(workers=2, processes=True), 2),
-            ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
+            ("Dask cluster (running), 2 workers", Parallel(dask="tcp://" + cluster), 2),
         ]),
     ]  # fmt: skip
     print(f"\n  {'':<34} {'wall':>10}  {'speed-up':>7}  {'efficiency':>6}")
     paths = [] if args.numpy_only else [("evaluate --scan (local pool)", pool_scan),
                                         ("Prefect flow", flow_scan)]  # fmt: skip
-    for path, run in paths:
-        for title, model, options in cases:
-            print(f"{path}: {title}")
-            serial = run(model, Parallel(workers=1))
-            print(row("serial (1 worker)", serial, serial, 1))
-            for label, option, workers in options:
-                print(row(label, run(model, option), serial, workers), flush=True)
+    with contextlib.ExitStack() as stack:
+        address = None
+        for path, run in paths:
+            if run is flow_scan:
+                prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server
+            warm = False
+            for title, model, options in cases:
+                print(f"{path}: {title}")
+                if run is pool_scan and model is slow_models.LoopModel:
+                    bare, split = machine_ceiling(loops * args.points)
+                    print(row("the loop alone, 2 forked processes", split, bare, 2))
+                serial = run(model, Parallel(workers=1))
+                print(row("serial (1 worker)", serial, serial, 1))
+                for label, option, workers in options:
+                    if option.dask == "tcp://" + cluster:
+                        if address is None:
+                            logs = work / "dask"
+                            logs.mkdir()
+                            address = stack.enter_context(dask_cluster(logs, env, workers))
+                        option = Parallel(dask=address)
+                        if not warm:
+                            # A running cluster's workers have imported the model and
+                            # Prefect before: its first scan on this path is not timed.
+                            run(model, Parallel(dask=address, chunk_size=args.points // 4))
+                            warm = True
+                    print(row(label, run(model, option), serial, workers), flush=True)
 
     # -- the package's numpy model (--numpy-points): chunking must cost nothing noticeable --
     n = args.numpy_points

@@ -8,10 +8,8 @@ every call, so the tests count what was computed. Names and ranges come from var
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,22 +145,6 @@ def test_failing_chunk_is_named_and_a_rerun_computes_only_the_failed_chunks(
 # -- a real Dask cluster: scheduler and 2 workers on 127.0.0.1, started and stopped here ---
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``dask scheduler`` and two single-threaded ``dask worker``s.
@@ -170,46 +152,20 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     Yields the scheduler's address and the file where the workers record model calls.
     """
     pytest.importorskip("distributed")
+    from dask_cluster import dask_cluster
+
     logs = tmp_path_factory.mktemp("dask")
-    port, dashboard = _free_port(), _free_port()
-    address = f"tcp://127.0.0.1:{port}"
     calls = logs / "calls.txt"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         "MODEL_CALLS_FILE": str(calls),
     }
-    dask = [sys.executable, "-m"]
-    procs: list[subprocess.Popen] = []
-
-    def start(args: list[str], name: str) -> None:
-        with (logs / f"{name}.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-
     try:
-        scheduler = ["--host", "127.0.0.1", "--port", str(port)]
-        scheduler += ["--dashboard-address", f"127.0.0.1:{dashboard}"]
-        start([*dask, "distributed.cli.dask_scheduler", *scheduler], "scheduler")
-        for i in range(2):
-            start([*dask, "distributed.cli.dask_worker", address, "--nthreads", "1",
-                   "--host", "127.0.0.1", "--no-dashboard"], f"worker{i}")  # fmt: skip
-        from distributed import Client
-
-        deadline = time.monotonic() + 120
-        with Client(address, timeout="60s") as client:
-            while len(client.scheduler_info()["workers"]) < 2:
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    logs_text = "\n".join(p.read_text() for p in logs.glob("*.log"))
-                    pytest.fail(f"Dask cluster did not start:\n{logs_text[-5000:]}")
-                time.sleep(0.2)  # a poll interval, not a wait for readiness
-        yield address, calls
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        with dask_cluster(logs, env, workers=2) as address:
+            yield address, calls
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.mark.slow
@@ -219,6 +175,16 @@ def test_dask_cluster_equals_serial(run_env, dask_cluster: tuple[str, Path]) -> 
     ref = _flow()(scan=_scan(30), parallel=Parallel(dask=address, chunk_size=5))
     _assert_same_result(ref, slow_models.SleepyModel, 30)  # its one call is in this process
     assert slow_models.calls(calls) == [5] * 6  # every chunk ran on a Dask worker
+
+
+@pytest.mark.slow
+def test_a_running_cluster_gets_two_chunks_per_worker_thread(dask_cluster) -> None:
+    from my_package.chunks import plan
+
+    address, _ = dask_cluster
+    chosen = plan(100, Parallel(dask=address))  # the two workers' threads, asked of it
+    assert (chosen.workers, chosen.chunks) == (2, 4)
+    assert plan(100, Parallel(dask=address, workers=5)).chunks == 10
 
 
 @pytest.mark.slow
