@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
 
@@ -74,6 +75,11 @@ def machine_ceiling(loops: int) -> tuple[float, float]:
     return serial, time.perf_counter() - start
 
 
+def median_wall(run: Callable[[type, Any], float], model: type, option: Any, times: int) -> float:
+    """The median of ``times`` wall times of ``run(model, option)``."""
+    return statistics.median(run(model, option) for _ in range(times))
+
+
 def row(label: str, wall: float, serial: float, workers: int) -> str:
     speedup = serial / wall
     return f"  {label:<34} {wall:8.2f} s  {speedup:6.2f}x  {speedup / workers:6.0%}"
@@ -87,7 +93,9 @@ def main() -> int:
     # 10^5: the example's 100-pixel profile makes 10^6 points 10^8 output values, past the
     # package's guard on a scan's size (the figures before the profile were at 10^6).
     parser.add_argument("--numpy-points", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each numpy measurement")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each numpy and sleep-model measurement"
+    )
     parser.add_argument("--numpy-only", action="store_true", help="only the numpy scans")
     args = parser.parse_args()
 
@@ -179,7 +187,10 @@ def main() -> int:
                 if run is pool_scan and model is slow_models.LoopModel:
                     bare, split = machine_ceiling(loops * args.points)
                     print(row("the loop alone, 2 forked processes", split, bare, 2))
-                serial = run(model, Parallel(workers=1))
+                # The sleep model's rows take seconds: medians of --repeat runs (this VM is
+                # shared; single runs of 0.5 s vary by half). The CPU rows run once.
+                times = args.repeat if model is slow_models.SleepyModel else 1
+                serial = median_wall(run, model, Parallel(workers=1), times)
                 print(row("serial (1 worker)", serial, serial, 1))
                 for label, option, workers in options:
                     if option.dask == "tcp://" + cluster:
@@ -193,7 +204,8 @@ def main() -> int:
                             # Prefect before: its first scan on this path is not timed.
                             run(model, Parallel(dask=address, chunk_size=args.points // 4))
                             warm = True
-                    print(row(label, run(model, option), serial, workers), flush=True)
+                    wall = median_wall(run, model, option, times)
+                    print(row(label, wall, serial, workers), flush=True)
 
     # -- the package's numpy model (--numpy-points): chunking must cost nothing noticeable --
     n = args.numpy_points

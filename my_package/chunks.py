@@ -346,6 +346,8 @@ def _process_context() -> Any:
     numpy and lume-base: ~3 s each here, a tenth of a 30 s scan (bench/bench_parallel.py).
     fork is unsafe beside threads (a lock held at the fork stays held in the child), so a
     process with threads (a Prefect run, a progress bar) spawns, as Prefect's runner does.
+    Python threads only: numpy's OpenBLAS threads re-initialise at a fork (Python 3.12+
+    counts them and warns, a DeprecationWarning hidden by default).
     """
     import multiprocessing
     import threading
