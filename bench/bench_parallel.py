@@ -14,8 +14,10 @@ Printed, side by side, all measured in this one run:
   and the Prefect flow's scan step (one task per chunk: flow.evaluate_scan);
 * wall time, speed-up over serial and efficiency (speed-up / workers). Pool and cluster
   start-up are inside the wall time: the local pool forks its processes, as `evaluate --scan`
-  does; Prefect's process runner and ``--dask local:N`` spawn theirs, which import lume-base
-  and Prefect. The running cluster's workers have done so before (one untimed scan first);
+  does; the flow's come from a fork server that imports the model when the scan starts
+  (``run`` starts it earlier, while Prefect starts: not measured here); ``--dask local:N``
+  spawns its workers, which import lume-base and Prefect. The running cluster's workers
+  have done so before (one untimed scan first);
 * the 10^5-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
   with one chunk (what the code did before chunking) vs the default chunks, and the whole
   flow run in this process before chunking (one evaluate task, as before) vs after.

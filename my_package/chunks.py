@@ -2,7 +2,8 @@
 
 One code path for both ways of running a scan: ``evaluate --scan`` runs the chunks on a
 thread or process pool here (``evaluate_scan``, no Prefect); the flow (flow.py) runs each
-chunk as a Prefect task on a task runner built by ``task_runner``. Both split with
+chunk as a Prefect task on a task runner built by ``task_runner`` (with ``--processes``,
+the task hands its points to a worker of ``pool``). Both split with
 ``split``, name chunks the same way and join with ``join``, so a chunked scan gives the
 same arrays, and so the same result and unique_hash, as one evaluation of all points.
 
@@ -307,10 +308,12 @@ def task_runner(plan: Plan) -> Any:
                 }
             )
         return DaskTaskRunner(address=plan.dask, client_kwargs={"timeout": "10s"})
-    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    from prefect.task_runners import ThreadPoolTaskRunner
 
-    runner = ProcessPoolTaskRunner if plan.processes else ThreadPoolTaskRunner
-    return runner(max_workers=plan.workers)
+    # --processes too: each chunk task is a thread of the flow that waits on a worker of
+    # the flow's process pool (``pool``), so Prefect's cache, retries and results stay here
+    # and the workers import neither Prefect nor, forked from a preloaded server, the model.
+    return ThreadPoolTaskRunner(max_workers=plan.workers)
 
 
 def _quiet_dask() -> None:
@@ -321,14 +324,14 @@ def _quiet_dask() -> None:
 
 @contextmanager
 def worker_settings(plan: Plan) -> Iterator[None]:
-    """Inside a flow: hand worker processes and Dask workers this run's Prefect API.
+    """Inside a flow: hand Dask workers this run's Prefect API.
 
     They get the flow's settings; without a configured API URL (a temporary server) each
     would start a temporary server of its own, slowly, and report nowhere useful.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if not (plan.processes or plan.dask) or PREFECT_API_URL.value():
+    if not plan.dask or PREFECT_API_URL.value():
         yield
         return
     from prefect.server.api.server import SubprocessASGIServer
@@ -339,26 +342,48 @@ def worker_settings(plan: Plan) -> Iterator[None]:
         yield
 
 
-def _process_context() -> Any:
-    """fork when this process runs no other thread (Linux), else spawn.
+def _fork_server(model_class: type | None) -> Any:
+    """The fork server's context, set to preload the model (None where there is none)."""
+    import multiprocessing
 
-    A forked worker has the model imported already; a spawned one imports it again, with
-    numpy and lume-base: ~3 s each here, a tenth of a 30 s scan (bench/bench_parallel.py).
-    fork is unsafe beside threads (a lock held at the fork stays held in the child), so a
-    process with threads (a Prefect run, a progress bar) spawns, as Prefect's runner does.
-    Python threads only: numpy's OpenBLAS threads re-initialise at a fork (Python 3.12+
-    counts them and warns, a DeprecationWarning hidden by default).
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None  # Windows
+    context = multiprocessing.get_context("forkserver")
+    modules = [model_class.__module__] if model_class else []
+    context.set_forkserver_preload(["my_package.chunks", *modules])
+    return context
+
+
+def _process_context(model_class: type | None = None) -> Any:
+    """How worker processes start: fork, else from a fork server preloaded with the model.
+
+    fork when this process runs no other Python thread (Linux: ``evaluate --scan``): the
+    workers have the model imported already. fork is unsafe beside threads (a lock held at
+    the fork stays held in the child), so a process with threads (a Prefect run) forks its
+    workers from a fork server: one clean process that imports the model once (see
+    ``start_fork_server``). Spawn, re-importing everything in every worker, only where
+    neither exists. numpy's OpenBLAS threads re-initialise at a fork (Python 3.12+ counts
+    them and warns, a DeprecationWarning hidden by default).
     """
     import multiprocessing
     import threading
 
     if sys.platform == "linux" and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    return _fork_server(model_class) or multiprocessing.get_context("spawn")
+
+
+def start_fork_server(model_class: type) -> None:
+    """Start the fork server now (``run``'s pre-flight): it imports the model while Prefect
+    starts, and the scan's workers then fork from it at once."""
+    if _fork_server(model_class):
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 @contextmanager
-def pool(plan: Plan) -> Iterator[Executor | None]:
+def pool(plan: Plan, model_class: type | None = None) -> Iterator[Executor | None]:
     """A concurrent.futures pool for the plan (None: one local worker, no pool needed).
 
     Shut down (Dask: disconnected) on exit. Open it before starting threads of your own:
@@ -383,7 +408,7 @@ def pool(plan: Plan) -> Iterator[Executor | None]:
             yield executor
         return
     if plan.processes:
-        context = _process_context()
+        context = _process_context(model_class)
         with ProcessPoolExecutor(plan.workers, mp_context=context) as executor:
             if context.get_start_method() == "fork":
                 # A forking pool starts all its workers at the first submit: do it now.
@@ -416,7 +441,7 @@ def evaluate_scan(
     cached)`` is called as each chunk finishes (progress).
     """
     if executor is None and (plan.workers > 1 or plan.dask):
-        with pool(plan) as executor:
+        with pool(plan, model_class) as executor:
             return evaluate_scan(model_class, values, scanned, plan, on_chunk, executor)
     chunks = split(values, scanned, plan)
     outputs: list[dict[str, Value] | None] = [None] * len(chunks)
@@ -456,7 +481,7 @@ def scan_in_pool(
 
     chosen = plan(scan_length(values, scanned), options, model_class)
     # The pool first: its processes can then fork before the progress bar starts a thread.
-    with pool(chosen) as executor:
+    with pool(chosen, model_class) as executor:
         progress = ScanProgress(chosen.points, chosen.chunks)
         try:
             return evaluate_scan(model_class, values, scanned, chosen, progress.advance, executor)

@@ -371,15 +371,23 @@ def command_run(args: argparse.Namespace) -> None:
     """Pre-flight checks (before Prefect is imported), then the flow."""
     values, scan, settings = _preflight(args, prefect=True)
     parallel = _parallel(args)
+    chosen = None
     if scan:  # the chunking options checked before Prefect starts
         from my_package.chunks import plan, scan_length
         from my_package.model import MyPackageModel
         from my_package.validation import collect_inputs
 
-        plan(scan_length(collect_inputs(values, scan), list(scan)), parallel, MyPackageModel)
+        chosen = plan(
+            scan_length(collect_inputs(values, scan), list(scan)), parallel, MyPackageModel
+        )
     if args.output_dir is not None:
         # The flow reads its settings from the environment: pass the flag on.
         os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
+    if chosen and chosen.processes:
+        from my_package.chunks import start_fork_server
+
+        # Its workers' environment is this one; it imports the model while Prefect starts.
+        start_fork_server(MyPackageModel)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -5,15 +5,18 @@ result -> save it to the configured target -> publish a table artifact (and, for
 a scan, its plot).
 Each step is a Prefect task, so the UI shows where a run failed. A scan (many
 points) is evaluated in chunks (chunks.py): one task per chunk of points, never
-one per point, run on the task runner that ``parallel`` chooses (threads,
-processes or Dask); each chunk's outputs are kept (Prefect's result cache), so a
-scan run again after an interruption computes only the chunks it lacks.
+one per point, run on the task runner that ``parallel`` chooses (threads or Dask;
+with processes, threads that hand their points to worker processes); each chunk's
+outputs are kept (Prefect's result cache), so a scan run again after an
+interruption computes only the chunks it lacks.
 
 Run it locally with ``python -m my_package run`` (Prefect starts a temporary
 server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
 import time
+from concurrent.futures import Executor
+from contextlib import nullcontext
 from typing import Any, cast
 from uuid import UUID
 
@@ -86,9 +89,17 @@ def evaluate_chunk(
     label: str,
     start: int,
     key: str,
+    processes: Executor | None = None,
 ) -> dict[str, Value]:
-    """Run the model on one chunk of a scan (``key``, its cache key, is read by the cache)."""
-    return chunks.evaluate_chunk(model_class, chunk, scanned, label, start)
+    """Run the model on one chunk of a scan, here or on a worker of ``processes``.
+
+    ``key``, the chunk's cache key, is read by the cache.
+    """
+    if processes is None:
+        return chunks.evaluate_chunk(model_class, chunk, scanned, label, start)
+    return processes.submit(
+        chunks.evaluate_chunk, model_class, chunk, scanned, label, start
+    ).result()
 
 
 def evaluate_scan(
@@ -105,7 +116,11 @@ def evaluate_scan(
     progress = ScanProgress(plan.points, plan.chunks)
     futures = []
     try:
-        with chunks.worker_settings(plan), chunks.task_runner(plan) as runner:
+        with (
+            chunks.worker_settings(plan),
+            chunks.pool(plan, MyPackageModel) if plan.processes else nullcontext() as processes,
+            chunks.task_runner(plan) as runner,
+        ):
             for i, part in enumerate(parts):
                 start, _ = plan.bounds(i)
                 parameters = {
@@ -115,6 +130,7 @@ def evaluate_scan(
                     "label": plan.label(i),
                     "start": start,
                     "key": chunks.chunk_key(version, part),
+                    "processes": processes,
                 }
                 futures.append(runner.submit(chunk_task, parameters))
             # Created once the chunks run, not before: an API call that would delay them all.

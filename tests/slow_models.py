@@ -11,6 +11,7 @@ Importable by worker processes and Dask workers (tests/ is on their sys.path or 
 """
 
 import os
+import sys
 import time
 from typing import Any, ClassVar
 
@@ -35,7 +36,8 @@ class SleepyModel(MyPackageModel):
         calls = os.environ.get("MODEL_CALLS_FILE")
         if calls:
             with open(calls, "a") as out:
-                out.write(f"{count}\n")
+                # Also who evaluated it, and whether Prefect was imported there.
+                out.write(f"{count} {os.getpid()} {int('prefect' in sys.modules)}\n")
         fail_above = os.environ.get("FAIL_ABOVE")
         if fail_above and points is not None and (points > float(fail_above)).any():
             bad = points[points > float(fail_above)][0]
@@ -62,9 +64,14 @@ class LoopModel(SleepyModel):
 
 def calls(path: str | os.PathLike) -> list[int]:
     """The point counts of every model call recorded in ``path`` (none if it does not exist)."""
+    return [record[0] for record in call_records(path)]
+
+
+def call_records(path: str | os.PathLike) -> list[tuple[int, int, bool]]:
+    """Every model call in ``path``: (points, process id, Prefect imported in that process)."""
     try:
         with open(path) as lines:
-            return [int(line) for line in lines]
+            return [(int(n), int(pid), prefect == "1") for n, pid, prefect in map(str.split, lines)]
     except FileNotFoundError:
         return []
 

@@ -166,7 +166,7 @@ import sys, threading, time
 import numpy as np, slow_models
 from my_package import chunks
 from test_chunks import FIRST, _scan
-if sys.argv[1] == "spawn":
+if sys.argv[1] == "forkserver":
     threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
 method = chunks._process_context().get_start_method()
 values = _scan(30)
@@ -178,12 +178,11 @@ print(method)
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_process_workers_fork_only_in_a_process_without_threads(
-    method: str, calls_file: Path
-) -> None:
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_process_workers_fork_here_or_from_a_fork_server(method: str, calls_file: Path) -> None:
     # No thread (`evaluate --scan`): the workers fork, the model already imported. A thread
-    # (a Prefect run, a progress bar): they spawn. Either way, exactly the serial outputs.
+    # (a Prefect run): they fork from a fork server that imported the model. Either way,
+    # exactly the serial outputs.
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),

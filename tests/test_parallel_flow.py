@@ -202,11 +202,8 @@ def test_evaluate_scan_on_the_dask_cluster(run_env, dask_cluster: tuple[str, Pat
     assert sorted(slow_models.calls(calls)) == [2] + [4] * 7
 
 
-# -- Ctrl-C on the command line, then the same command again ------------------------------
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
+def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `run` command line with a slow model, its own temporary server."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -218,9 +215,38 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
         PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         PREFECT_HOME=str(home),
         PREFECT_LOGGING_LEVEL="WARNING",
-        SLEEP_PER_POINT="0.05",
         MODEL_CALLS_FILE=str(tmp_path / "calls.txt"),
+        **extra,
     )
+    return env
+
+
+@pytest.mark.slow
+def test_run_with_processes_evaluates_in_workers_without_prefect(tmp_path: Path) -> None:
+    # `run --processes`: the chunk tasks are Prefect's (threads of the flow); the model runs
+    # in worker processes forked from a fork server that `run` started with the model
+    # loaded, so they never import Prefect (a spawned Prefect worker took ~7 s to start).
+    env = _cli_env(tmp_path, SLOW_MODEL="LoopModel", LOOPS_PER_POINT="20000")
+    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
+               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:20", "--processes", "--workers",
+               "2", "--chunk-size", "5"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    records = slow_models.call_records(tmp_path / "calls.txt")
+    assert sorted(points for points, _, _ in records) == [5, 5, 5, 5]
+    workers = {pid for _, pid, _ in records}
+    assert proc.pid not in workers and 1 <= len(workers) <= 2
+    assert not any(prefect for _, _, prefect in records), "a worker imported Prefect"
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+
+
+# -- Ctrl-C on the command line, then the same command again ------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
+    env = _cli_env(tmp_path, SLEEP_PER_POINT="0.05")
     command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
                "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]  # fmt: skip
     # Its own session, and SIGINT to the whole group: what Ctrl-C in a terminal does (the
