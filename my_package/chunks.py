@@ -12,6 +12,7 @@ flow's ``parallel`` parameter, the environment (``MY_PACKAGE_WORKERS`` ...), the
 class's ``chunk_size`` / ``workers`` / ``processes`` attributes, the defaults here.
 """
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -177,10 +178,12 @@ def _dask_client() -> Any:
     return Client
 
 
+@functools.cache
 def cluster_threads(address: str) -> int:
     """The worker threads of the Dask cluster at ``address``, asked of its scheduler.
 
-    A ParallelOptionsError if it cannot be reached: better now than as a traceback later.
+    Asked once per process: ``run``'s pre-flight and its flow plan the same scan. A
+    ParallelOptionsError if it cannot be reached: better now than as a traceback later.
     """
     try:
         with _dask_client()(address, timeout="10s") as client:

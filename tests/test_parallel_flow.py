@@ -179,12 +179,16 @@ def test_dask_cluster_equals_serial(run_env, dask_cluster: tuple[str, Path]) -> 
 
 @pytest.mark.slow
 def test_a_running_cluster_gets_two_chunks_per_worker_thread(dask_cluster) -> None:
-    from my_package.chunks import plan
+    from my_package.chunks import cluster_threads, plan
 
     address, _ = dask_cluster
+    cluster_threads.cache_clear()
     chosen = plan(100, Parallel(dask=address))  # the two workers' threads, asked of it
     assert (chosen.workers, chosen.chunks) == (2, 4)
     assert plan(100, Parallel(dask=address, workers=5)).chunks == 10
+    # Asked once: `run`'s pre-flight and its flow plan the same scan in one process.
+    assert plan(50, Parallel(dask=address)).chunks == 4
+    assert (cluster_threads.cache_info().misses, cluster_threads.cache_info().hits) == (1, 2)
 
 
 @pytest.mark.slow
