@@ -144,27 +144,39 @@ def plan(points: int, options: Parallel | None = None, model_class: type | None 
         for name in ("workers", "processes", "chunk_size")
         if getattr(model_class, name, None) is not None
     }
+    sources = [given, env, model]  # first wins
     chosen = {**model, **env, **given}
-    dask = chosen.get("dask")
-    if dask and chosen.get("processes"):
-        raise ParallelOptionsError(
-            "--dask and --processes exclude each other (Dask has its own worker processes); "
-            "give one of them"
-        )
+    dask, processes = None, bool(chosen.get("processes", False))
+    up_to_dask: list[dict] = []  # the places as high as the one that chose Dask
+    rank = next((i for i, source in enumerate(sources) if source.get("dask")), None)
+    if rank is not None:
+        if sources[rank].get("processes"):
+            names = "--dask and --processes"
+            if rank == 1:
+                names = "MY_PACKAGE_DASK and MY_PACKAGE_PROCESSES"
+            raise ParallelOptionsError(
+                f"{names} exclude each other (Dask has its own worker processes); give one of them"
+            )
+        # The first place to choose Dask or processes decides: --dask on the command line
+        # runs a model whose class says processes = True on Dask, and the other way round.
+        processes = any(source.get("processes") for source in sources[:rank])
+        dask = None if processes else sources[rank]["dask"]
+        up_to_dask = sources[: rank + 1]
     workers = chosen.get("workers", 1)
     if dask and dask.startswith("local:"):
         workers = int(dask.removeprefix("local:"))
     elif dask:
-        # A running cluster: as many chunks in flight as it has worker threads.
+        # A running cluster: as many chunks in flight as it has worker threads, unless
+        # --workers is given where --dask is (the model's workers are for a local pool).
         threads = cluster_threads(dask)
-        workers = chosen.get("workers", threads)
+        workers = next((s["workers"] for s in up_to_dask if "workers" in s), threads)
     chunks = 1 if workers == 1 else min(points, CHUNKS_PER_WORKER * workers)
     chunk_size = chosen.get("chunk_size") or math.ceil(points / chunks)
     return Plan(
         points=points,
         chunk_size=min(chunk_size, points),
         workers=workers,
-        processes=bool(chosen.get("processes", False)),
+        processes=processes,
         dask=dask,
         retries=chosen.get("chunk_retries", DEFAULT_RETRIES),
     )

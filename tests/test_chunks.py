@@ -83,6 +83,26 @@ def test_options_command_line_over_environment_over_model(
     assert chunks.plan(100, chunks.options(dask="local:3")).workers == 3
 
 
+def test_the_first_place_to_choose_dask_or_processes_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Preferring(MyPackageModel):
+        workers = 3
+        processes = True
+
+    # --dask on the command line runs a model whose class says processes on Dask.
+    on_dask = chunks.plan(100, chunks.options(dask="local:2"), Preferring)
+    assert (on_dask.dask, on_dask.processes, on_dask.workers) == ("local:2", False, 2)
+    monkeypatch.setenv("MY_PACKAGE_DASK", "local:4")
+    assert chunks.plan(100, None, Preferring).dask == "local:4"  # the environment too
+    # ... and --processes on the command line wins over MY_PACKAGE_DASK.
+    local = chunks.plan(100, chunks.options(processes=True), Preferring)
+    assert (local.dask, local.processes, local.workers) == (None, True, 3)
+    monkeypatch.setenv("MY_PACKAGE_PROCESSES", "true")
+    with pytest.raises(chunks.ParallelOptionsError, match=r"^MY_PACKAGE_DASK and MY_PACKAGE_PRO"):
+        chunks.plan(100, None, Preferring)  # one place choosing both: the user must say
+
+
 @pytest.mark.parametrize(
     ("given", "message"),
     [
