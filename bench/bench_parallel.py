@@ -8,16 +8,18 @@ Printed, side by side, all measured in this one run:
   processes started here once, as a user's cluster is: ``--dask tcp://...``);
 * the same scan of a model that sleeps 20 ms per point (waits like an external program,
   releases the GIL): serial vs 2, 4 and 8 threads and both Dask clusters;
-* first, the machine's own ceiling: the CPU model's loop alone, serial vs split over 2 forked
-  processes (no package code: what 2 processes can gain on this VM at all);
-* each on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool)
-  and the Prefect flow's scan step (one task per chunk: flow.evaluate_scan);
-* wall time, speed-up over serial and efficiency (speed-up / workers). Pool and cluster
-  start-up are inside the wall time: the local pool forks its processes, as `evaluate --scan`
-  does; the flow's come from a fork server that imports the model when the scan starts
-  (``run`` starts it earlier, while Prefect starts: not measured here); ``--dask local:N``
-  spawns its workers, which import lume-base and Prefect. The running cluster's workers
-  have done so before (one untimed scan first);
+* each on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool,
+  timed in a fresh process as the command runs it, once lume-base and Dask are imported)
+  and the Prefect flow's scan step (one task per chunk: flow.evaluate_scan, timed inside a
+  flow in this process);
+* wall time, speed-up over serial and efficiency (speed-up / workers), each the median of
+  --repeat rounds, a round running every row of a model once (interleaved: this VM's speed
+  drifts by 20 % between minutes, and then moves the baseline and the rows alike). Pool
+  and cluster start-up are inside the wall time: the local pool forks its processes, as
+  `evaluate --scan` does; the flow's come from a fork server started before the flow's
+  rows, as ``run`` starts it while Prefect starts; ``--dask local:N`` spawns its workers,
+  which import lume-base and Prefect. The running cluster's workers have done so before
+  (one untimed scan first);
 * the 10^5-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
   with one chunk (what the code did before chunking) vs the default chunks, and the whole
   flow run in this process before chunking (one evaluate task, as before) vs after.
@@ -60,26 +62,59 @@ def spin(loops: int) -> int:
     return total
 
 
-def machine_ceiling(loops: int) -> tuple[float, float]:
-    """Wall time of ``loops`` iterations in this process, then split over 2 forked processes.
+def in_fresh_process(*args: str) -> list[float]:
+    """Run this script with ``args`` (--time-scan) in a new process: the numbers it prints.
 
-    What two CPU-bound processes can gain on this machine at all, no package code involved
-    (a shared VM's two vCPUs rarely give 2x): the ceiling for the 2-worker rows.
+    ``evaluate --scan`` runs in a process with no other thread, so its pool forks; this one
+    has Prefect's and Dask's threads by then.
     """
-    import multiprocessing
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True)
+    return [float(word) for word in out.stdout.split()]
 
+
+def rounds(
+    run: Callable[[type, Any], float],
+    model: type,
+    rows: list[tuple[str, Any, int]],
+    times: int,
+) -> dict[str, float]:
+    """The median wall time of each row over ``times`` rounds, each round running every row.
+
+    Interleaved, so that a change in this shared VM's speed (20 % between minutes) skews
+    the serial baseline and the parallel rows alike.
+    """
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+    for _ in range(times):
+        for label, option, _ in rows:
+            walls[label].append(run(model, option))
+    return {label: statistics.median(values) for label, values in walls.items()}
+
+
+def scan_inputs(points: int) -> tuple[dict[str, Any], list[str]]:
+    """The inputs of a scan of the model's first input over its range, and the scanned name."""
+    from my_package.validation import ScanRange, collect_inputs
+    from my_package.variables import load_variables
+
+    first = load_variables()[0][0]
+    low, high = first.value_range
+    values = collect_inputs({}, {first.name: ScanRange(start=low, stop=high, num=points)})
+    return values, [first.name]
+
+
+def time_scan(model_name: str, options: str, points: int) -> float:
+    """``evaluate --scan``'s scan (chunks.scan_in_pool) of a slow model: its wall time."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import slow_models
+
+    from my_package.chunks import Parallel, scan_in_pool
+
+    values, scanned = scan_inputs(points)
+    model, parallel = getattr(slow_models, model_name), Parallel.model_validate_json(options)
+    if parallel.dask:
+        import distributed  # noqa: F401 (imported before the clock starts, as lume-base is)
     start = time.perf_counter()
-    spin(loops)
-    serial = time.perf_counter() - start
-    start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        pool.map(spin, [loops // 2, loops - loops // 2])
-    return serial, time.perf_counter() - start
-
-
-def median_wall(run: Callable[[type, Any], float], model: type, option: Any, times: int) -> float:
-    """The median of ``times`` wall times of ``run(model, option)``."""
-    return statistics.median(run(model, option) for _ in range(times))
+    scan_in_pool(model, values, scanned, parallel)
+    return time.perf_counter() - start
 
 
 def row(label: str, wall: float, serial: float, workers: int) -> str:
@@ -96,10 +131,15 @@ def main() -> int:
     # package's guard on a scan's size (the figures before the profile were at 10^6).
     parser.add_argument("--numpy-points", type=int, default=100_000)
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of each numpy and sleep-model measurement"
+        "--repeat", type=int, default=3, help="rounds of every measurement (medians are shown)"
     )
     parser.add_argument("--numpy-only", action="store_true", help="only the numpy scans")
+    # A measurement run in a fresh process (in_fresh_process): not for the command line.
+    parser.add_argument("--time-scan", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_scan:
+        print(time_scan(*args.time_scan, args.points))
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="bench_parallel_"))
     env = offline_env(work)
@@ -118,23 +158,22 @@ def main() -> int:
     from dask_cluster import dask_cluster
 
     import my_package.flow as flow_module
-    from my_package.chunks import Parallel, scan_in_pool
-    from my_package.validation import ScanRange, collect_inputs
+    from my_package.chunks import Parallel, start_fork_server
+    from my_package.validation import ScanRange
     from my_package.variables import load_variables
 
     first = load_variables()[0][0]
     low, high = first.value_range
-    values = collect_inputs({}, {first.name: ScanRange(start=low, stop=high, num=args.points)})
-    scanned = [first.name]
+    values, scanned = scan_inputs(args.points)
     cpus = os.cpu_count()
     print(f"machine: {cpus} cores, load average {os.getloadavg()[0]:.1f} (shared: noisy figures)")
     print(f"{args.points} points; sleep model {args.sleep_ms:g} ms/point; CPU model "
           f"{args.cpu_ms:g} ms/point ({loops:,} loop iterations, calibrated)")  # fmt: skip
 
     def pool_scan(model: type, options: Parallel) -> float:
-        start = time.perf_counter()
-        scan_in_pool(model, values, scanned, options)
-        return time.perf_counter() - start
+        json = options.model_dump_json(exclude_none=True)
+        points = str(args.points)
+        return in_fresh_process("--time-scan", model.__name__, json, "--points", points)[0]
 
     from prefect import flow
 
@@ -157,8 +196,6 @@ def main() -> int:
         with fresh_storage():
             return prefect_scan(options)
 
-    # CPU-bound first: its local 2-process row must run while this process has no thread
-    # (Dask's client leaves one), as `evaluate --scan` does, so that its pool forks.
     cluster = "running-cluster"  # replaced by the address of the one started below
     cases: list[tuple[str, type, list[tuple[str, Parallel, int]]]] = [
         ("CPU-bound pure Python", slow_models.LoopModel, [
@@ -183,17 +220,11 @@ def main() -> int:
         for path, run in paths:
             if run is flow_scan:
                 prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server
+                start_fork_server(slow_models.LoopModel)  # as `run` does, while Prefect starts
             warm = False
             for title, model, options in cases:
                 print(f"{path}: {title}")
-                if run is pool_scan and model is slow_models.LoopModel:
-                    bare, split = machine_ceiling(loops * args.points)
-                    print(row("the loop alone, 2 forked processes", split, bare, 2))
-                # The sleep model's rows take seconds: medians of --repeat runs (this VM is
-                # shared; single runs of 0.5 s vary by half). The CPU rows run once.
-                times = args.repeat if model is slow_models.SleepyModel else 1
-                serial = median_wall(run, model, Parallel(workers=1), times)
-                print(row("serial (1 worker)", serial, serial, 1))
+                rows = [("serial (1 worker)", Parallel(workers=1), 1)]
                 for label, option, workers in options:
                     if option.dask == "tcp://" + cluster:
                         if address is None:
@@ -206,8 +237,10 @@ def main() -> int:
                             # Prefect before: its first scan on this path is not timed.
                             run(model, Parallel(dask=address, chunk_size=args.points // 4))
                             warm = True
-                    wall = median_wall(run, model, option, times)
-                    print(row(label, wall, serial, workers), flush=True)
+                    rows.append((label, option, workers))
+                walls = rounds(run, model, rows, args.repeat)
+                for label, _, workers in rows:
+                    print(row(label, walls[label], walls[rows[0][0]], workers), flush=True)
 
     # -- the package's numpy model (--numpy-points): chunking must cost nothing noticeable --
     n = args.numpy_points
