@@ -542,6 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # No import here: the signal may have come in the middle of one (numpy's, say),
         # and importing again would fail. A scan that was interrupted loaded both modules.
+        logging = sys.modules.get("logging")
+        if logging:
+            # The line below is all the user sees: no warnings from Prefect's shutdown after
+            # it (its events queue drains at exit: "Still processing items" when it is slow).
+            logging.disable(logging.WARNING)
         chunks, progress = (sys.modules.get(f"my_package.{m}") for m in ("chunks", "progress"))
         if chunks and progress and isinstance(exc, chunks.ScanInterrupted):
             print(progress.interrupted(exc.done, exc.total, args.command), file=sys.stderr)

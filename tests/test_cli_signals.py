@@ -134,3 +134,27 @@ def test_killed_run_leaves_no_process_and_no_port(
         assert port_is_free(port)
     # Nothing half-written: either no result or whole, valid JSON files.
     assert list((tmp_path / "results").rglob("*.tmp")) == []
+
+
+def test_nothing_is_logged_after_the_interrupted_line(tmp_path: Path) -> None:
+    # Seen in CI under load: Prefect's events worker, draining at exit after a SIGTERM,
+    # logged "Still processing items: 5 items remaining..." below our one line. Here a
+    # command is interrupted and a warning is logged at exit, as that worker does.
+    script = """
+import atexit, logging, sys
+from my_package import cli
+
+def interrupted(args):
+    raise KeyboardInterrupt("SIGTERM")
+
+logging.basicConfig()
+atexit.register(lambda: logging.getLogger("EventsWorker").warning("Still processing items"))
+cli.command_evaluate = interrupted
+sys.exit(cli.main(["evaluate"]))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 130
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith("interrupted (SIGTERM)")
