@@ -62,14 +62,14 @@ def spin(loops: int) -> int:
     return total
 
 
-def in_fresh_process(*args: str) -> list[float]:
-    """Run this script with ``args`` (--time-scan) in a new process: the numbers it prints.
+def in_fresh_process(*args: str) -> float:
+    """Run this script with ``args`` (--time-scan) in a new process: the wall time it prints.
 
     ``evaluate --scan`` runs in a process with no other thread, so its pool forks; this one
     has Prefect's and Dask's threads by then.
     """
     out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True)
-    return [float(word) for word in out.stdout.split()]
+    return float(out.stdout)
 
 
 def rounds(
@@ -173,7 +173,7 @@ def main() -> int:
     def pool_scan(model: type, options: Parallel) -> float:
         json = options.model_dump_json(exclude_none=True)
         points = str(args.points)
-        return in_fresh_process("--time-scan", model.__name__, json, "--points", points)[0]
+        return in_fresh_process("--time-scan", model.__name__, json, "--points", points)
 
     from prefect import flow
 
