@@ -146,14 +146,29 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _save_attempts(state) -> int:
-    """How many times Prefect ran the save task of the flow run behind ``state``."""
+    """How many times Prefect ran the save task of the flow run behind ``state``.
+
+    Prefect 3 records task runs from the events the flow run emits, so the server may
+    store the save task's last state a moment after the flow run has finished (CI under
+    load saw no save task run at all right after the run). Wait for it to be recorded in a
+    final state rather than read a half-recorded one.
+    """
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=flow_run)
-    return next(run.run_count for run in task_runs if run.name.startswith("save"))
+        while True:
+            task_runs = client.read_task_runs(flow_run_filter=flow_run)
+            save = [run for run in task_runs if run.name.startswith("save")]
+            if save and save[0].state is not None and save[0].state.is_final():
+                return save[0].run_count
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the save task run was not recorded as finished: {save}")
+            time.sleep(0.2)
 
 
 def test_down_database_fails_the_run_with_the_host(prefect_api, quick_retries, monkeypatch) -> None:
