@@ -451,7 +451,7 @@ def _quiet_user_errors_on_console() -> None:
     def keep(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
-            return _user_error_code(exc) is None
+            return _user_error_code(exc) is None and _stopping_signal(exc) is None
         message = record.getMessage()
         return not (
             record.levelno >= logging.ERROR
@@ -529,6 +529,48 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _stopping_signal(exc: BaseException) -> str | None:
+    """The signal's name when ``exc`` was raised while handling SIGTERM or Ctrl-C, else None.
+
+    Prefect (3.9.1) turns SIGTERM during a flow run into its ``TerminationSignal``. When it
+    lands while Prefect is creating a task run, Prefect's own crash handling fails on the
+    missing run (``ValueError: Task run is not set``) and the flow fails with that error
+    instead: the signal is still in the error's chain. Matched by name, not imported: this
+    also runs when Prefect never was.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return str(exc) or "SIGINT"
+        number = getattr(exc, "signal", None)
+        if type(exc).__name__ == "TerminationSignal" and isinstance(number, int):
+            return signal.Signals(number).name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: BaseException, name: str, command: str) -> int:
+    """Say in one line what an interrupted command left, and return 130 (as shells do)."""
+    # No import here: the signal may have come in the middle of one (numpy's, say),
+    # and importing again would fail. A scan that was interrupted loaded both modules.
+    logging = sys.modules.get("logging")
+    if logging:
+        # The line below is all the user sees: no warnings from Prefect's shutdown after
+        # it (its events queue drains at exit: "Still processing items" when it is slow).
+        logging.disable(logging.WARNING)
+    chunks, progress = (sys.modules.get(f"my_package.{m}") for m in ("chunks", "progress"))
+    if chunks and progress and isinstance(exc, chunks.ScanInterrupted):
+        print(progress.interrupted(exc.done, exc.total, command), file=sys.stderr)
+        return 130
+    print(
+        f"interrupted ({name}): stopped the run and any temporary Prefect server; "
+        "a result saved before this stays, a partial one is never written",
+        file=sys.stderr,
+    )
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``my-package`` and ``python -m my_package``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -540,30 +582,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
         return code
     except KeyboardInterrupt as exc:
-        # No import here: the signal may have come in the middle of one (numpy's, say),
-        # and importing again would fail. A scan that was interrupted loaded both modules.
-        logging = sys.modules.get("logging")
-        if logging:
-            # The line below is all the user sees: no warnings from Prefect's shutdown after
-            # it (its events queue drains at exit: "Still processing items" when it is slow).
-            logging.disable(logging.WARNING)
-        chunks, progress = (sys.modules.get(f"my_package.{m}") for m in ("chunks", "progress"))
-        if chunks and progress and isinstance(exc, chunks.ScanInterrupted):
-            print(progress.interrupted(exc.done, exc.total, args.command), file=sys.stderr)
-            return 130
-        name = str(exc) or "SIGINT"
-        print(
-            f"interrupted ({name}): stopped the run and any temporary Prefect server; "
-            "a result saved before this stays, a partial one is never written",
-            file=sys.stderr,
-        )
-        return 130
+        return _interrupted(exc, str(exc) or "SIGINT", args.command)
     except BrokenPipeError:
         # The reader stopped reading (`describe | head`): not an error of ours. Point
         # stdout at /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
+        stopped_by = _stopping_signal(exc)
+        if stopped_by and not debug:
+            return _interrupted(exc, stopped_by, args.command)
         code = _user_error_code(exc)
         if code is None or debug:
             raise

@@ -158,3 +158,38 @@ sys.exit(cli.main(["evaluate"]))
     assert proc.returncode == 130
     assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
     assert proc.stderr.startswith("interrupted (SIGTERM)")
+
+
+def test_sigterm_while_prefect_creates_a_task_run_is_an_interruption(tmp_path: Path) -> None:
+    # Seen in CI under load (prefect 3.9.1): SIGTERM came while Prefect was creating a task
+    # run; its crash handling then failed ("ValueError: Task run is not set"), the flow
+    # failed with that error, and `run` printed Prefect's traceback and exited 1. Here the
+    # signal is sent from inside that window, every time, instead of hoping to hit it.
+    script = """
+import os, signal, sys
+import prefect.task_engine as engine
+from my_package import cli
+
+create = engine._create_task_run_locally
+
+def create_while_signalled(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # delivered at once: before the run exists
+    return create(*args, **kwargs)
+
+engine._create_task_run_locally = create_while_signalled
+sys.exit(cli.main(["run"]))
+"""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**env, "PREFECT_LOGGING_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith("interrupted (SIGTERM)")
+    assert not (tmp_path / "results").exists()  # the flow never got to save
