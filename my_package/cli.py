@@ -539,14 +539,15 @@ def _stopping_signal(exc: BaseException) -> str | None:
     also runs when Prefect never was.
     """
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, KeyboardInterrupt):
-            return str(exc) or "SIGINT"
-        number = getattr(exc, "signal", None)
-        if type(exc).__name__ == "TerminationSignal" and isinstance(number, int):
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, KeyboardInterrupt):
+            return str(link) or "SIGINT"
+        number = getattr(link, "signal", None)
+        if type(link).__name__ == "TerminationSignal" and isinstance(number, int):
             return signal.Signals(number).name
-        exc = exc.__cause__ or exc.__context__
+        link = link.__cause__ or link.__context__
     return None
 
 
