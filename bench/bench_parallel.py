@@ -5,8 +5,7 @@ Printed, side by side, all measured in this one run:
 * a 200-point scan of a CPU-bound pure-Python model (a loop, calibrated here to --cpu-ms per
   point): serial (1 worker) vs 2 processes, a local Dask cluster of 2 workers (``--dask
   local:2``, started by the scan) and a running one (``dask scheduler`` and 2 ``dask worker``
-  processes started here once, as a user's cluster is: ``--dask tcp://...``), and a second
-  running one whose workers' diagnostics are slowed (QUIET_DASK);
+  processes started here once, as a user's cluster is: ``--dask tcp://...``);
 * the same scan of a model that sleeps 20 ms per point (waits like an external program,
   releases the GIL): serial vs 2, 4 and 8 threads and both Dask clusters;
 * each on both paths, ``evaluate --scan`` (a local pool, no Prefect: chunks.scan_in_pool,
@@ -45,13 +44,6 @@ from typing import Any
 from _prefect_env import offline_env  # bench/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
-# Dask's settings for a worker's diagnostics, slowed (README, "Which one."): its profiler off,
-# its event loop's tick and its system monitor 50 and 10 times less often.
-QUIET_DASK = {
-    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
-    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
-}
 
 
 def calibrate_loops(cpu_ms: float) -> int:
@@ -204,18 +196,12 @@ def main() -> int:
         with fresh_storage():
             return prefect_scan(options)
 
-    # Two running clusters, started below as a user would (their markers are replaced by
-    # their addresses): Dask's defaults, and one whose workers' diagnostics are slowed: the
-    # statistical profiler (a thread sampling every 10 ms), the event loop's tick (20 ms)
-    # and the system monitor (0.5 s), which take CPU from a CPU-bound model on 2 cores.
-    cluster, quiet = "running-cluster", "quiet-cluster"
-    cluster_env = {cluster: {}, quiet: QUIET_DASK}
+    cluster = "running-cluster"  # replaced by the address of the one started below
     cases: list[tuple[str, type, list[tuple[str, Parallel, int]]]] = [
         ("CPU-bound pure Python", slow_models.LoopModel, [
             ("2 processes", Parallel(workers=2, processes=True), 2),
             ("Dask local, 2 workers", Parallel(dask="local:2"), 2),
             ("Dask cluster (running), 2 workers", Parallel(dask="tcp://" + cluster), 2),
-            ("  the same, diagnostics slowed", Parallel(dask="tcp://" + quiet), 2),
         ]),
         ("sleep (releases the GIL)", slow_models.SleepyModel, [
             ("2 threads", Parallel(workers=2), 2),
@@ -230,29 +216,27 @@ def main() -> int:
     paths = [] if args.numpy_only else [("evaluate --scan (local pool)", pool_scan),
                                         ("Prefect flow", flow_scan)]  # fmt: skip
     with contextlib.ExitStack() as stack:
-        addresses: dict[str, str] = {}
+        address = None
         for path, run in paths:
             if run is flow_scan:
                 prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server
                 start_fork_server(slow_models.LoopModel)  # as `run` does, while Prefect starts
-            warm: set[str] = set()
+            warm = False
             for title, model, options in cases:
                 print(f"{path}: {title}")
                 rows = [("serial (1 worker)", Parallel(workers=1), 1)]
                 for label, option, workers in options:
-                    name = (option.dask or "").removeprefix("tcp://")
-                    if name in cluster_env:
-                        if name not in addresses:
-                            logs = work / name
+                    if option.dask == "tcp://" + cluster:
+                        if address is None:
+                            logs = work / "dask"
                             logs.mkdir()
-                            started = dask_cluster(logs, {**env, **cluster_env[name]}, workers)
-                            addresses[name] = stack.enter_context(started)
-                        option = Parallel(dask=addresses[name])
-                        if name not in warm:
+                            address = stack.enter_context(dask_cluster(logs, env, workers))
+                        option = Parallel(dask=address)
+                        if not warm:
                             # A running cluster's workers have imported the model and
                             # Prefect before: its first scan on this path is not timed.
-                            run(model, Parallel(dask=addresses[name], chunk_size=args.points // 4))
-                            warm.add(name)
+                            run(model, Parallel(dask=address, chunk_size=args.points // 4))
+                            warm = True
                     rows.append((label, option, workers))
                 walls = rounds(run, model, rows, args.repeat)
                 for label, _, workers in rows:
