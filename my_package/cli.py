@@ -551,7 +551,7 @@ def _stopping_signal(exc: BaseException) -> str | None:
     return None
 
 
-def _interrupted(exc: BaseException, name: str, command: str) -> int:
+def _interrupted(exc: BaseException, command: str) -> int:
     """Say in one line what an interrupted command left, and return 130 (as shells do)."""
     # No import here: the signal may have come in the middle of one (numpy's, say),
     # and importing again would fail. A scan that was interrupted loaded both modules.
@@ -564,6 +564,7 @@ def _interrupted(exc: BaseException, name: str, command: str) -> int:
     if chunks and progress and isinstance(exc, chunks.ScanInterrupted):
         print(progress.interrupted(exc.done, exc.total, command), file=sys.stderr)
         return 130
+    name = _stopping_signal(exc) or "SIGINT"
     print(
         f"interrupted ({name}): stopped the run and any temporary Prefect server; "
         "a result saved before this stays, a partial one is never written",
@@ -583,16 +584,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
         return code
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, str(exc) or "SIGINT", args.command)
+        return _interrupted(exc, args.command)
     except BrokenPipeError:
         # The reader stopped reading (`describe | head`): not an error of ours. Point
         # stdout at /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
-        stopped_by = _stopping_signal(exc)
-        if stopped_by and not debug:
-            return _interrupted(exc, stopped_by, args.command)
+        if not debug and _stopping_signal(exc):
+            return _interrupted(exc, args.command)
         code = _user_error_code(exc)
         if code is None or debug:
             raise
