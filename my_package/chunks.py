@@ -2,8 +2,8 @@
 
 One code path for both ways of running a scan: ``evaluate --scan`` runs the chunks on a
 thread or process pool here (``evaluate_scan``, no Prefect); the flow (flow.py) runs each
-chunk as a Prefect task on a task runner built by ``task_runner`` (with ``--processes``,
-the task hands its points to a worker of ``pool``). Both split with
+chunk as a Prefect task on a thread of ``task_runner`` (with processes or Dask, the task
+hands its points to a worker of ``pool``). Both split with
 ``split``, name chunks the same way and join with ``join``, so a chunked scan gives the
 same arrays, and so the same result and unique_hash, as one evaluation of all points.
 
@@ -37,7 +37,7 @@ from my_package.validation import WARNINGS_KEY, ModelOutputError, Value
 CHUNKS_PER_WORKER = 2
 DEFAULT_RETRIES = 1
 DASK_PATTERN = r"^(local:[1-9][0-9]*|(tcp|tls|ucx|inproc)://\S+)$"
-DASK_MISSING = "--dask needs prefect-dask and distributed: pip install -e '.[dask]'"
+DASK_MISSING = "--dask needs distributed: pip install -e '.[dask]'"
 
 
 class ParallelOptionsError(ValueError):
@@ -307,27 +307,14 @@ def chunk_key(version: str, chunk: Mapping[str, Value]) -> str:
 
 def task_runner(plan: Plan) -> Any:
     """The Prefect task runner for the plan's chunks (imports Prefect: flow side only)."""
-    if plan.dask:
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError:
-            raise ParallelOptionsError(DASK_MISSING) from None
-        if plan.dask.startswith("local:"):
-            _quiet_dask()
-            # One single-threaded worker process per chunk in flight: what --processes does.
-            return DaskTaskRunner(
-                cluster_kwargs={
-                    "n_workers": plan.workers,
-                    "threads_per_worker": 1,
-                    "silence_logs": logging.ERROR,
-                }
-            )
-        return DaskTaskRunner(address=plan.dask, client_kwargs={"timeout": "10s"})
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    # --processes too: each chunk task is a thread of the flow that waits on a worker of
-    # the flow's process pool (``pool``), so Prefect's cache, retries and results stay here
-    # and the workers import neither Prefect nor, forked from a preloaded server, the model.
+    # Threads, also for processes and Dask: each chunk task is then a thread of the flow that
+    # waits on a worker of ``pool``, so Prefect's cache, retries and persisted results stay in
+    # the flow's process and the workers never import Prefect. Prefect's runners for those run
+    # its task engine in every worker: ProcessPoolTaskRunner spawns processes that import
+    # Prefect (~7 s here); prefect-dask's DaskTaskRunner rebuilt Prefect's settings on the
+    # Dask worker for every chunk (~0.25 s each), and its workers had to reach the API.
     return ThreadPoolTaskRunner(max_workers=plan.workers)
 
 
@@ -335,26 +322,6 @@ def _quiet_dask() -> None:
     # A local cluster's scheduler and nannies live in this process and log every start and
     # stop at INFO through Prefect's handler: keep warnings and errors only.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-
-
-@contextmanager
-def worker_settings(plan: Plan) -> Iterator[None]:
-    """Inside a flow: hand Dask workers this run's Prefect API.
-
-    They get the flow's settings; without a configured API URL (a temporary server) each
-    would start a temporary server of its own, slowly, and report nowhere useful.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if not plan.dask or PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()  # the one this run already uses (one per process)
-    server.start()  # a no-op when it is running
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        yield
 
 
 def _fork_server(model_class: type | None) -> Any:

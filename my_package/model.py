@@ -45,7 +45,7 @@ class MyPackageModel(StatelessModel):
 
     # How scans of this model run best (README: Scaling up); None: the defaults. A slow model
     # that waits on an external program wants workers (threads); a CPU-bound pure-Python one
-    # processes = True. --workers, --processes and --chunk-size override these.
+    # processes = True. --workers, --processes, --chunk-size and --dask override these.
     chunk_size: ClassVar[int | None] = None  # points per chunk (one Prefect task each)
     workers: ClassVar[int | None] = None  # chunks evaluated at once
     processes: ClassVar[bool] = False  # worker processes instead of threads

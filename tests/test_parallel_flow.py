@@ -174,7 +174,16 @@ def test_dask_cluster_equals_serial(run_env, dask_cluster: tuple[str, Path]) -> 
     calls.unlink(missing_ok=True)
     ref = _flow()(scan=_scan(30), parallel=Parallel(dask=address, chunk_size=5))
     _assert_same_result(ref, slow_models.SleepyModel, 30)  # its one call is in this process
-    assert slow_models.calls(calls) == [5] * 6  # every chunk ran on a Dask worker
+    records = slow_models.call_records(calls)
+    assert [points for points, _, _ in records] == [5] * 6  # every chunk ran on a Dask worker
+    assert os.getpid() not in {pid for _, pid, _ in records}
+    # Prefect's task engine ran here, not there: the workers need the model, not the API.
+    assert not any(prefect for _, _, prefect in records), "a Dask worker imported Prefect"
+    # ... so the chunks were persisted here: the same scan again is all cache, no model call.
+    calls.unlink()
+    again = _flow()(scan=_scan(30), parallel=Parallel(dask=address, chunk_size=5))
+    _assert_same_result(again, slow_models.SleepyModel, 30)
+    assert slow_models.calls(calls) == []
 
 
 @pytest.mark.slow
