@@ -18,7 +18,7 @@ Printed, side by side, all measured in this one run:
   and cluster start-up are inside the wall time: the local pool forks its processes, as
   `evaluate --scan` does; the flow's come from a fork server started before the flow's
   rows, as ``run`` starts it while Prefect starts; ``--dask local:N`` spawns its workers,
-  which import lume-base and Prefect. The running cluster's workers have done so before
+  which import lume-base (never Prefect). The running cluster's workers have done so before
   (one untimed scan first);
 * the 10^5-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
   with one chunk (what the code did before chunking) vs the default chunks, and the whole
@@ -233,8 +233,8 @@ def main() -> int:
                             address = stack.enter_context(dask_cluster(logs, env, workers))
                         option = Parallel(dask=address)
                         if not warm:
-                            # A running cluster's workers have imported the model and
-                            # Prefect before: its first scan on this path is not timed.
+                            # A running cluster's workers have imported the model
+                            # before: its first scan on this path is not timed.
                             run(model, Parallel(dask=address, chunk_size=args.points // 4))
                             warm = True
                     rows.append((label, option, workers))
