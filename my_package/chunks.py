@@ -391,7 +391,9 @@ def pool(plan: Plan, model_class: type | None = None) -> Iterator[Executor | Non
         return
     if plan.processes:
         context = _process_context(model_class)
-        with ProcessPoolExecutor(plan.workers, mp_context=context) as executor:
+        with ProcessPoolExecutor(
+            plan.workers, mp_context=context, initializer=_leave_on_ctrl_c
+        ) as executor:
             if context.get_start_method() == "fork":
                 # A forking pool starts all its workers at the first submit: do it now.
                 executor.submit(int).result()
@@ -399,6 +401,19 @@ def pool(plan: Plan, model_class: type | None = None) -> Iterator[Executor | Non
         return
     with ThreadPoolExecutor(plan.workers) as executor:
         yield executor
+
+
+def _leave_on_ctrl_c() -> None:
+    """A worker process's SIGINT handler: leave at once, without a traceback.
+
+    Ctrl-C in a terminal reaches every process of its group, the workers too: the parent
+    prints the one "interrupted" line and stops the pool; a worker must not add a
+    KeyboardInterrupt traceback of its own, nor finish its chunk first (SIG_IGN would).
+    """
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 
 
 class ScanInterrupted(KeyboardInterrupt):
@@ -447,8 +462,10 @@ def evaluate_scan(
                     if on_chunk:
                         on_chunk(len(chunks[i][scanned[0]]), False)
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                # Not future.cancel(): Python 3.11's process pool, broken by its workers
+                # leaving at Ctrl-C, then sets an exception on the cancelled futures and
+                # its manager thread prints InvalidStateError. shutdown drops them first.
+                executor.shutdown(wait=False, cancel_futures=True)
                 raise
     except KeyboardInterrupt:
         raise ScanInterrupted(sum(out is not None for out in outputs), len(chunks)) from None

@@ -383,6 +383,9 @@ def command_run(args: argparse.Namespace) -> None:
     if args.output_dir is not None:
         # The flow reads its settings from the environment: pass the flag on.
         os.environ["MY_PACKAGE_OUTPUT_DIR"] = args.output_dir
+    from my_package.progress import quiet_resource_tracker
+
+    quiet_resource_tracker()  # before the fork server or a Dask cluster starts processes
     if chosen and chosen.processes:
         from my_package.chunks import start_fork_server
 

@@ -119,6 +119,20 @@ def _stop_temporary_server() -> None:
         SubprocessASGIServer().stop()
 
 
+def quiet_resource_tracker() -> None:
+    """Before any worker process starts: the resource tracker keeps quiet about semaphores.
+
+    Pools of spawned or fork-server processes (``--processes`` under ``run``, ``--dask
+    local:N``) make named semaphores, which their finalizers unlink at exit. ``on_ctrl_c``
+    leaves with os._exit, skipping them; multiprocessing's resource tracker then unlinks
+    them itself and warns about it on the terminal, under the one "interrupted" line. It
+    is started with this process's -W options, so this filter reaches it.
+    """
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet not in sys.warnoptions:
+        sys.warnoptions.append(quiet)
+
+
 def on_ctrl_c(temporary_server: bool) -> Callable[[int, Any], None]:
     """The SIGINT handler of ``run``: one line, not Prefect's crash reports."""
 

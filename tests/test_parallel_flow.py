@@ -301,3 +301,40 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
     assert done <= cached < 12 and int(resumed[2]) == 12 - cached
     assert len(slow_models.calls(tmp_path / "calls.txt")) == 12 - cached
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["run", "--processes", "--workers", "2"],
+        ["evaluate", "--processes", "--workers", "2"],
+        ["run", "--dask", "local:2"],
+    ],
+    ids=["run-processes", "evaluate-processes", "run-dask-local"],
+)
+def test_ctrl_c_with_worker_processes_is_one_line(tmp_path: Path, options: list[str]) -> None:
+    # Ctrl-C reaches the worker processes too (one process group). Without their own SIGINT
+    # handler each printed a KeyboardInterrupt traceback, and after `run`'s os._exit the
+    # resource tracker warned about the pool's semaphores, both under our line.
+    if "--dask" in options:
+        pytest.importorskip("distributed")
+    env = _cli_env(tmp_path, SLOW_MODEL="SleepyModel", SLEEP_PER_POINT="0.2")
+    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
+               options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5",
+               *options[1:]]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("scan: ") and " 1/12 chunks" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert "Traceback" not in rest and "resource_tracker" not in rest, rest
+    others = [text for text in rest.splitlines() if text and not text.startswith("scan: ")]
+    assert len(others) == 1 and re.match(r"interrupted: \d+ of 12 chunks done", others[0]), rest
