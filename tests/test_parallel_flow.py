@@ -257,25 +257,33 @@ def test_run_with_processes_evaluates_in_workers_without_prefect(tmp_path: Path)
 # -- Ctrl-C on the command line, then the same command again ------------------------------
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
-    env = _cli_env(tmp_path, SLEEP_PER_POINT="0.05")
-    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
-               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]  # fmt: skip
-    # Its own session, and SIGINT to the whole group: what Ctrl-C in a terminal does (the
-    # temporary Prefect server, a child, gets it too).
+def _ctrl_c_after(command: list[str], cwd: Path, env: dict[str, str], progress: str) -> str:
+    """Run ``command``, Ctrl-C it once a progress line contains ``progress``: its stderr after.
+
+    Its own session, and SIGINT to the whole group: what Ctrl-C in a terminal does (the
+    temporary Prefect server and the worker processes, children, get it too). Exit code 130.
+    """
     proc = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if line.startswith("scan: ") and " 3/12 chunks" in line:
+        if line.startswith("scan: ") and progress in line:
             os.killpg(proc.pid, signal.SIGINT)
             break
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    return rest
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
+    env = _cli_env(tmp_path, SLEEP_PER_POINT="0.05")
+    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
+               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]  # fmt: skip
+    rest = _ctrl_c_after(command, tmp_path, env, " 3/12 chunks")
     # Our line last, no traceback. (Once in four runs here, a background thread of Prefect's
     # reported the temporary server, stopped by the same Ctrl-C, as gone before it.)
     others = [text for text in rest.splitlines() if not text.startswith("scan: ")]
@@ -323,18 +331,7 @@ def test_ctrl_c_with_worker_processes_is_one_line(tmp_path: Path, options: list[
     command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
                options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5",
                *options[1:]]  # fmt: skip
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("scan: ") and " 1/12 chunks" in line:
-            os.killpg(proc.pid, signal.SIGINT)
-            break
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    rest = _ctrl_c_after(command, tmp_path, env, " 1/12 chunks")
     assert "Traceback" not in rest and "resource_tracker" not in rest, rest
     others = [text for text in rest.splitlines() if text and not text.startswith("scan: ")]
     assert len(others) == 1 and re.match(r"interrupted: \d+ of 12 chunks done", others[0]), rest
