@@ -462,10 +462,13 @@ def evaluate_scan(
                     if on_chunk:
                         on_chunk(len(chunks[i][scanned[0]]), False)
             except BaseException:
-                # Not future.cancel(): Python 3.11's process pool, broken by its workers
-                # leaving at Ctrl-C, then sets an exception on the cancelled futures and
-                # its manager thread prints InvalidStateError. shutdown drops them first.
-                executor.shutdown(wait=False, cancel_futures=True)
+                # Drop the chunks not started. Not future.cancel() on a process pool: Python
+                # 3.11's, broken by its workers leaving at Ctrl-C, then sets an exception on
+                # the cancelled futures (InvalidStateError printed by its manager thread).
+                if isinstance(executor, ProcessPoolExecutor | ThreadPoolExecutor):
+                    executor.shutdown(wait=False, cancel_futures=True)
+                else:  # Dask's ClientExecutor: cancels its futures, the running ones too
+                    executor.shutdown(wait=False)
                 raise
     except KeyboardInterrupt:
         raise ScanInterrupted(sum(out is not None for out in outputs), len(chunks)) from None

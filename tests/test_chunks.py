@@ -5,6 +5,7 @@ The slow models (tests/slow_models.py) are the package's model made slow; variab
 ranges come from variables.yml, so these tests hold for any model.
 """
 
+import contextlib
 import json
 import os
 import pty
@@ -215,15 +216,28 @@ def test_process_workers_fork_here_or_from_a_fork_server(method: str, calls_file
     assert sorted(slow_models.calls(calls_file)) == [10, 10, 10, 30]
 
 
+@pytest.mark.parametrize("where", ["threads", "dask"])
 def test_failing_chunk_is_named_with_its_first_failing_point(
-    calls_file: Path, monkeypatch: pytest.MonkeyPatch
+    where: str, calls_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     values = _scan(50)
     points = values[FIRST.name]
     monkeypatch.setenv("FAIL_ABOVE", repr(float(points[32])))  # points 33.. fail
     plan = chunks.plan(50, chunks.Parallel(chunk_size=10, workers=2))
-    with pytest.raises(chunks.ChunkError) as caught:
-        chunks.evaluate_scan(slow_models.SleepyModel, values, [FIRST.name], plan)
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if where == "dask":
+            # A real Dask cluster in this process (its workers see FAIL_ABOVE): the other
+            # chunks are stopped through Dask's executor, whose shutdown differs from the pools'.
+            distributed = pytest.importorskip("distributed")
+            client = stack.enter_context(
+                distributed.Client(processes=False, n_workers=2, dashboard_address=None)
+            )
+            executor = stack.enter_context(client.get_executor())
+        with pytest.raises(chunks.ChunkError) as caught:
+            chunks.evaluate_scan(
+                slow_models.SleepyModel, values, [FIRST.name], plan, executor=executor
+            )
     message = str(caught.value)
     assert message.startswith("chunk 4 of 5 (points 30-39) failed at point 33 ")
     assert f"({FIRST.name}={points[33]:.6g})" in message
