@@ -17,6 +17,8 @@ import hashlib
 import inspect
 import logging
 import math
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -410,9 +412,6 @@ def _leave_on_ctrl_c() -> None:
     prints the one "interrupted" line and stops the pool; a worker must not add a
     KeyboardInterrupt traceback of its own, nor finish its chunk first (SIG_IGN would).
     """
-    import os
-    import signal
-
     signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 
 

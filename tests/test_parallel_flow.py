@@ -215,6 +215,10 @@ def test_evaluate_scan_on_the_dask_cluster(run_env, dask_cluster: tuple[str, Pat
     assert sorted(slow_models.calls(calls)) == [2] + [4] * 7
 
 
+# `python -m my_package` with SLOW_MODEL's model in place of the package's (slow_models.main).
+SLOW_CLI = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())"]
+
+
 def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of a `run` command line with a slow model, its own temporary server."""
     env = {
@@ -240,9 +244,8 @@ def test_run_with_processes_evaluates_in_workers_without_prefect(tmp_path: Path)
     # in worker processes forked from a fork server that `run` started with the model
     # loaded, so they never import Prefect (a spawned Prefect worker took ~7 s to start).
     env = _cli_env(tmp_path, SLOW_MODEL="LoopModel", LOOPS_PER_POINT="20000")
-    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
-               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:20", "--processes", "--workers",
-               "2", "--chunk-size", "5"]  # fmt: skip
+    command = [*SLOW_CLI, "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:20", "--processes",
+               "--workers", "2", "--chunk-size", "5"]  # fmt: skip
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -281,8 +284,7 @@ def _ctrl_c_after(command: list[str], cwd: Path, env: dict[str, str], progress: 
 @pytest.mark.slow
 def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
     env = _cli_env(tmp_path, SLEEP_PER_POINT="0.05")
-    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
-               "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]  # fmt: skip
+    command = [*SLOW_CLI, "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5"]
     rest = _ctrl_c_after(command, tmp_path, env, " 3/12 chunks")
     # Our line last, no traceback. (Once in four runs here, a background thread of Prefect's
     # reported the temporary server, stopped by the same Ctrl-C, as gone before it.)
@@ -323,9 +325,8 @@ def test_ctrl_c_with_worker_processes_is_one_line(tmp_path: Path, options: list[
     # resource tracker warned about the pool's semaphores, both under our line. (Not yet
     # true of `--dask local:N`: its Dask worker processes may print their own tracebacks.)
     env = _cli_env(tmp_path, SLOW_MODEL="SleepyModel", SLEEP_PER_POINT="0.2")
-    command = [sys.executable, "-c", "import slow_models, sys; sys.exit(slow_models.main())",
-               options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60", "--chunk-size", "5",
-               *options[1:]]  # fmt: skip
+    command = [*SLOW_CLI, options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60",
+               "--chunk-size", "5", *options[1:]]  # fmt: skip
     rest = _ctrl_c_after(command, tmp_path, env, " 1/12 chunks")
     assert "Traceback" not in rest and "resource_tracker" not in rest, rest
     others = [text for text in rest.splitlines() if text and not text.startswith("scan: ")]
