@@ -227,11 +227,15 @@ def test_failing_chunk_is_named_with_its_first_failing_point(
     with contextlib.ExitStack() as stack:
         executor = None
         if where == "dask":
-            # A real Dask cluster in this process (its workers see FAIL_ABOVE): the other
+            # A real Dask cluster in this process (its worker sees FAIL_ABOVE): the other
             # chunks are stopped through Dask's executor, whose shutdown differs from the pools'.
+            # One worker thread runs the chunks in the order submitted, so chunk 4 fails first
+            # (with two, chunk 5 could fail first on the other worker).
             distributed = pytest.importorskip("distributed")
             client = stack.enter_context(
-                distributed.Client(processes=False, n_workers=2, dashboard_address=None)
+                distributed.Client(
+                    processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+                )
             )
             executor = stack.enter_context(client.get_executor())
         with pytest.raises(chunks.ChunkError) as caught:
