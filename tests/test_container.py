@@ -10,7 +10,8 @@ What is replaced, and only that: conda-forge is unreachable here, so the body of
 create`` solves and ``micromamba clean``) is replaced by
 two ``python3 -m venv`` + ``pip install --no-index --find-links /wheels`` commands that create
 the same two prefixes, /opt/env (setup.cfg's install_requires, which test_environment_files.py
-proves equal to environment.yml, plus the ``online`` extra, which environment.yml also holds)
+proves equal to environment.yml, plus the ``online`` and ``dask`` extras, which environment.yml
+also holds)
 and /opt/build (pyproject.toml's build requirements), from
 wheels downloaded on the host with ``pip wheel``. The ``conda`` stage's base is the base image
 plus those wheels (build argument MICROMAMBA_IMAGE), the runtime base is the base image
@@ -238,6 +239,7 @@ def image(docker: Docker, tmp_path_factory: pytest.TempPathFactory) -> str:
     wheels = work / "wheels"
     runtime = requirements("options", "install_requires")
     runtime += requirements("options.extras_require", "online")
+    runtime += requirements("options.extras_require", "dask")
     build_wheelhouse(wheels, runtime, build_requires, python_version)
     (work / "wheelhouse.Dockerfile").write_text(f"FROM {docker.base_image}\nCOPY . /wheels\n")
     wheelhouse = f"local/{distribution}-wheelhouse:test"
@@ -434,3 +436,42 @@ def test_image_serves_the_model_online(docker: Docker, image: str) -> None:
         assert docker("logs", name).stdout.strip().endswith("stopped")
     finally:
         docker("rm", "--force", name, check=False)
+
+
+# README's Dask deployment in one container, on loopback: the cluster's scheduler and workers
+# started from the image with Dask's own CLI, the flow run sending its scan's chunks to them,
+# then the scheduler asked which functions it ran. The same scan serially, for the outputs.
+DASK_SCRIPT = """\
+set -e
+dask scheduler --host 127.0.0.1 --port 8786 --no-dashboard >/tmp/scheduler.log 2>&1 &
+dask worker tcp://127.0.0.1:8786 --nworkers 2 --nthreads 1 --host 127.0.0.1 --no-dashboard \
+    >/tmp/workers.log 2>&1 &
+python -c "from distributed import Client; Client('tcp://127.0.0.1:8786').wait_for_workers(2, 120)"
+python -m {package} run --scan {scan} --dask tcp://127.0.0.1:8786 --chunk-size 3 --output-dir /out/dask
+python -m {package} run --scan {scan} --workers 1 --output-dir /out/serial
+python -c "from distributed import Client; print('ran on the cluster:', *sorted(Client(\
+'tcp://127.0.0.1:8786').run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))))"
+"""
+
+
+@pytest.mark.container
+def test_flow_run_on_a_dask_cluster_of_the_image(
+    docker: Docker, image: str, results_dir: Path
+) -> None:
+    _, package = project_names()
+    data = yaml.safe_load((ROOT / package / "files" / "variables.yml").read_text())
+    name, spec = next((n, s) for n, s in data["input_variables"].items() if s.get("value_range"))
+    low, high = spec["value_range"]
+    script = DASK_SCRIPT.format(package=package, scan=f"{name}={low}:{high}:12")
+    # fmt: off
+    proc = run(
+        docker, image, "--network", "none", "-v", f"{results_dir}:/out", image, "sh", "-c", script,
+        label="Dask cluster from the image + flow run --dask",
+    )
+    # fmt: on
+    assert "ran on the cluster: evaluate_chunk" in proc.stdout, proc.stdout + proc.stderr
+    (dask_file,) = (results_dir / "dask").rglob("*.json")
+    (serial_file,) = (results_dir / "serial").rglob("*.json")
+    on_dask, serial = (json.loads(path.read_text()) for path in (dask_file, serial_file))
+    assert on_dask["inputs"] == serial["inputs"]
+    assert on_dask["outputs"] == serial["outputs"]  # the same floats: same model, same points
