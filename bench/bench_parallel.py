@@ -17,9 +17,10 @@ Printed, side by side, all measured in this one run:
   drifts by 20 % between minutes, and then moves the baseline and the rows alike). Pool
   and cluster start-up are inside the wall time: the local pool forks its processes, as
   `evaluate --scan` does; the flow's come from a fork server started before the flow's
-  rows, as ``run`` starts it while Prefect starts; ``--dask local:N`` spawns its workers,
-  which import lume-base (never Prefect). The running cluster's workers have done so before
-  (one untimed scan first);
+  rows, as ``run`` starts it while Prefect starts, and so do the flow's ``--dask local:N``
+  workers (``evaluate --scan --dask local:N`` spawns them, each importing Dask and
+  lume-base; never Prefect). The running cluster's workers have done so before (one
+  untimed scan first);
 * the 10^5-point numpy scan of the package's own model: ``evaluate --scan`` in a cold process
   with one chunk (what the code did before chunking) vs the default chunks, and the whole
   flow run in this process before chunking (one evaluate task, as before) vs after.

@@ -386,11 +386,11 @@ def command_run(args: argparse.Namespace) -> None:
     from my_package.progress import quiet_resource_tracker
 
     quiet_resource_tracker()  # before the fork server or a Dask cluster starts processes
-    if chosen and chosen.processes:
+    if chosen and (chosen.processes or (chosen.dask or "").startswith("local:")):
         from my_package.chunks import start_fork_server
 
         # Its workers' environment is this one; it imports the model while Prefect starts.
-        start_fork_server(MyPackageModel)
+        start_fork_server(MyPackageModel, chosen)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -14,20 +14,13 @@ Run it locally with ``python -m my_package run`` (Prefect starts a temporary
 server by itself), or deploy it to a work pool with ``prefect.yaml``.
 """
 
-import time
 from concurrent.futures import Executor
 from contextlib import nullcontext
 from typing import Any, cast
-from uuid import UUID
 
 import numpy as np
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
@@ -35,7 +28,7 @@ from prefect.runtime import flow_run
 from my_package import chunks
 from my_package.config import TargetName, load_settings
 from my_package.model import MyPackageModel
-from my_package.progress import ScanProgress
+from my_package.progress import ProgressArtifact, ScanProgress
 from my_package.results import Result, run_metadata
 from my_package.targets import ResultRef, is_transient, save_result
 from my_package.validation import (
@@ -52,10 +45,6 @@ from my_package.variables import load_variables
 # array) and no persisted task results (the saved Result is the record).
 ARRAY_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 ARTIFACT_ROWS = 50  # a scan's table artifact shows its first rows only
-# The progress artifact is updated when a chunk ends, but at most once a second (and at the
-# end): each update is an API call from the flow's thread, ~50 ms on a temporary server,
-# and 16 quick chunks' updates in a row took longer than the chunks (bench_parallel.py).
-PROGRESS_UPDATE_SECONDS = 1.0
 
 
 @task(**ARRAY_TASK)
@@ -116,8 +105,9 @@ def evaluate_scan(
     # (on a Dask worker, Prefect's task engine rebuilt its settings for every chunk: ~0.25 s).
     workers = chunks.pool(plan, MyPackageModel) if plan.processes or plan.dask else nullcontext()
     futures = []
+    artifact = ProgressArtifact("my-package-scan", plan.describe())  # the UI's progress bar
     try:
-        with workers as pool, chunks.task_runner(plan) as runner:
+        with workers as pool, chunks.task_runner(plan) as runner, artifact:
             for i, part in enumerate(parts):
                 start, _ = plan.bounds(i)
                 parameters = {
@@ -130,22 +120,13 @@ def evaluate_scan(
                     "pool": pool,
                 }
                 futures.append(runner.submit(chunk_task, parameters))
-            # Created once the chunks run, not before: an API call that would delay them all.
-            artifact = cast(  # a UUID when called from sync code, as here
-                UUID,
-                create_progress_artifact(0.0, key="my-package-scan", description=plan.describe()),
-            )
             position = {future: i for i, future in enumerate(futures)}
-            updated = time.monotonic()
             for future in as_completed(futures):
                 future.wait()  # the final state from the runner, not a read of the API
                 if future.state.is_completed():
                     points = len(parts[position[future]][scanned[0]])
                     progress.advance(points, cached=future.state.name == "Cached")
-                    last = progress.points_done == plan.points
-                    if last or time.monotonic() - updated >= PROGRESS_UPDATE_SECONDS:
-                        update_progress_artifact(artifact, 100 * progress.points_done / plan.points)
-                        updated = time.monotonic()
+                    artifact.percent = 100 * progress.points_done / plan.points
     except KeyboardInterrupt:
         # Chunks that finished are persisted: say how many, so the CLI can say how to resume.
         raise chunks.ScanInterrupted(progress.chunks_done, plan.chunks) from None

@@ -3,14 +3,16 @@
 Also the one line that Ctrl-C prints (``interrupted``, ``on_ctrl_c``).
 
 Used by ``evaluate --scan`` and by the flow (so ``run --scan`` shows it too); the flow also
-keeps a Prefect progress artifact for the UI. Plain lines go to logs and pipes, at most
-about twenty per scan.
+keeps a Prefect progress artifact for the UI (``ProgressArtifact``). Plain lines go to logs
+and pipes, at most about twenty per scan.
 """
 
 import contextlib
+import contextvars
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -97,6 +99,56 @@ class ScanProgress:
                 file=self._stream,
                 flush=True,
             )
+
+
+class ProgressArtifact:
+    """A Prefect progress artifact (the run's page in the UI), sent from a thread of its own.
+
+    ``percent`` is set as chunks finish; the thread sends it at most every ``interval``
+    seconds, and once more on ``close``. Each send is an API call (~50 ms on a temporary
+    server busy recording the chunks' task runs, once 1.4 s): made from the flow's thread,
+    they held up its handling of finished chunks (bench/README.md). A failed call is a
+    warning: the UI's progress bar must not fail a run.
+    """
+
+    def __init__(self, key: str, description: str, interval: float = 1.0) -> None:
+        self.key, self.description, self.interval = key, description, interval
+        self.percent = 0.0
+        self._closed = threading.Event()
+        # A copy of this context: Prefect's run context, which links the artifact to the run.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._send,), daemon=True)
+
+    def __enter__(self) -> "ProgressArtifact":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closed.set()
+        self._thread.join(timeout=30)  # the client's own timeout and retries end it first
+
+    def _send(self) -> None:
+        from prefect import get_run_logger
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+        artifact, sent = None, 0.0
+        try:
+            while True:
+                closing = self._closed.wait(self.interval)
+                percent = self.percent  # one read: a float, set by the flow's thread
+                if artifact is None:
+                    # Created after the first interval, not as the chunks start (an API call
+                    # beside theirs); a scan shorter than that makes this one call only.
+                    artifact = create_progress_artifact(
+                        percent, key=self.key, description=self.description
+                    )
+                elif percent != sent:
+                    update_progress_artifact(artifact, percent)  # type: ignore[arg-type]
+                sent = percent
+                if closing:
+                    return
+        except Exception as exc:
+            get_run_logger().warning("No progress artifact: %s", exc)
 
 
 def interrupted(done: int, total: int, command: str) -> str:

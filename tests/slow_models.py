@@ -36,8 +36,9 @@ class SleepyModel(MyPackageModel):
         calls = os.environ.get("MODEL_CALLS_FILE")
         if calls:
             with open(calls, "a") as out:
-                # Also who evaluated it, and whether Prefect was imported there.
-                out.write(f"{count} {os.getpid()} {int('prefect' in sys.modules)}\n")
+                # Also who evaluated it, whether Prefect was imported there, and its parent.
+                prefect = int("prefect" in sys.modules)
+                out.write(f"{count} {os.getpid()} {prefect} {os.getppid()}\n")
         fail_above = os.environ.get("FAIL_ABOVE")
         if fail_above and points is not None and (points > float(fail_above)).any():
             bad = points[points > float(fail_above)][0]
@@ -69,9 +70,18 @@ def calls(path: str | os.PathLike) -> list[int]:
 
 def call_records(path: str | os.PathLike) -> list[tuple[int, int, bool]]:
     """Every model call in ``path``: (points, process id, Prefect imported in that process)."""
+    return [(int(n), int(pid), prefect == "1") for n, pid, prefect, _ in _records(path)]
+
+
+def call_parents(path: str | os.PathLike) -> set[int]:
+    """The parent process ids of the processes that made the model calls in ``path``."""
+    return {int(parent) for *_, parent in _records(path)}
+
+
+def _records(path: str | os.PathLike) -> list[list[str]]:
     try:
         with open(path) as lines:
-            return [(int(n), int(pid), prefect == "1") for n, pid, prefect in map(str.split, lines)]
+            return [line.split() for line in lines]
     except FileNotFoundError:
         return []
 

@@ -443,14 +443,14 @@ def test_image_serves_the_model_online(docker: Docker, image: str) -> None:
 # then the scheduler asked which functions it ran. The same scan serially, for the outputs.
 DASK_SCRIPT = """\
 set -e
+A=tcp://127.0.0.1:8786
 dask scheduler --host 127.0.0.1 --port 8786 --no-dashboard >/tmp/scheduler.log 2>&1 &
-dask worker tcp://127.0.0.1:8786 --nworkers 2 --nthreads 1 --host 127.0.0.1 --no-dashboard \
-    >/tmp/workers.log 2>&1 &
-python -c "from distributed import Client; Client('tcp://127.0.0.1:8786').wait_for_workers(2, 120)"
-python -m {package} run --scan {scan} --dask tcp://127.0.0.1:8786 --chunk-size 3 --output-dir /out/dask
+dask worker $A --nworkers 2 --nthreads 1 --host 127.0.0.1 --no-dashboard >/tmp/workers.log 2>&1 &
+python -c "import distributed, sys; distributed.Client(sys.argv[1]).wait_for_workers(2, 120)" $A
+python -m {package} run --scan {scan} --dask $A --chunk-size 3 --output-dir /out/dask
 python -m {package} run --scan {scan} --workers 1 --output-dir /out/serial
-python -c "from distributed import Client; print('ran on the cluster:', *sorted(Client(\
-'tcp://127.0.0.1:8786').run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))))"
+python -c "import distributed, sys; print('ran on the cluster:', *sorted(distributed.Client(\
+sys.argv[1]).run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))))" $A
 """
 
 

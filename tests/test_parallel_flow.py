@@ -5,6 +5,7 @@ The model is a slow test-only subclass of the package's (tests/slow_models.py) t
 every call, so the tests count what was computed. Names and ranges come from variables.yml.
 """
 
+import json
 import os
 import re
 import signal
@@ -266,8 +267,16 @@ def _ctrl_c_after(command: list[str], cwd: Path, env: dict[str, str], progress: 
     Its own session, and SIGINT to the whole group: what Ctrl-C in a terminal does (the
     temporary Prefect server and the worker processes, children, get it too). Exit code 130.
     """
+    # SIGINT at its default, as in a terminal's foreground job: pytest may have been started
+    # as a background job, whose children inherit SIGINT ignored.
     proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen = []
@@ -279,6 +288,29 @@ def _ctrl_c_after(command: list[str], cwd: Path, env: dict[str, str], progress: 
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, "".join(seen) + rest
     return rest
+
+
+@pytest.mark.slow
+def test_run_on_a_local_dask_cluster_forks_its_workers_from_the_fork_server(
+    tmp_path: Path,
+) -> None:
+    # `run --dask local:2` starts the fork server (Dask and the model imported) while Prefect
+    # starts; Dask's nannies then fork their workers from it instead of spawning them.
+    env = _cli_env(tmp_path, SLOW_MODEL="SleepyModel", SLEEP_PER_POINT="0.01")
+    command = [*SLOW_CLI, "run", "--scan", f"{FIRST.name}={LOW}:{HIGH}:20", "--chunk-size", "5",
+               "--dask", "local:2", "--output-dir", str(tmp_path / "results")]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    records = slow_models.call_records(tmp_path / "calls.txt")
+    assert sorted(points for points, _, _ in records) == [5] * 4
+    workers = {pid for _, pid, _ in records}
+    assert len(workers) <= 2 and proc.pid not in workers
+    assert proc.pid not in slow_models.call_parents(tmp_path / "calls.txt"), "spawned by run"
+    (path,) = (tmp_path / "results").rglob("*.json")
+    outputs = json.loads(path.read_text())["outputs"]
+    for name, value in _serial(slow_models.SleepyModel, 20).items():
+        assert np.array_equal(np.asarray(outputs[name]), value), name
 
 
 @pytest.mark.slow
@@ -316,14 +348,18 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
-    [["run", "--processes", "--workers", "2"], ["evaluate", "--processes", "--workers", "2"]],
-    ids=["run-processes", "evaluate-processes"],
+    [
+        ["run", "--processes", "--workers", "2"],
+        ["evaluate", "--processes", "--workers", "2"],
+        ["run", "--dask", "local:2"],
+    ],
+    ids=["run-processes", "evaluate-processes", "run-dask-local"],
 )
 def test_ctrl_c_with_worker_processes_is_one_line(tmp_path: Path, options: list[str]) -> None:
-    # Ctrl-C reaches the worker processes too (one process group). Without their own SIGINT
-    # handler each printed a KeyboardInterrupt traceback, and after `run`'s os._exit the
-    # resource tracker warned about the pool's semaphores, both under our line. (Not yet
-    # true of `--dask local:N`: its Dask worker processes may print their own tracebacks.)
+    # Ctrl-C reaches the worker processes too (one process group), a local Dask cluster's
+    # included. Without their own SIGINT handler (the pool's initializer, Dask's preload)
+    # each printed a KeyboardInterrupt traceback, and after `run`'s os._exit the resource
+    # tracker warned about the pool's semaphores, both under our line.
     env = _cli_env(tmp_path, SLOW_MODEL="SleepyModel", SLEEP_PER_POINT="0.2")
     command = [*SLOW_CLI, options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60",
                "--chunk-size", "5", *options[1:]]  # fmt: skip
