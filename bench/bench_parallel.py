@@ -159,7 +159,7 @@ def main() -> int:
     from dask_cluster import dask_cluster
 
     import my_package.flow as flow_module
-    from my_package.chunks import Parallel, start_fork_server
+    from my_package.chunks import Parallel, plan, start_fork_server
     from my_package.validation import ScanRange
     from my_package.variables import load_variables
 
@@ -221,7 +221,10 @@ def main() -> int:
         for path, run in paths:
             if run is flow_scan:
                 prefect_scan(Parallel(chunk_size=args.points))  # start the temporary server
-                start_fork_server(slow_models.LoopModel)  # as `run` does, while Prefect starts
+                # As `run` does, while Prefect starts, for the process pools and local:2
+                # (one fork server a process: its preload and environment serve both).
+                local = plan(args.points, Parallel(dask="local:2"))
+                start_fork_server(slow_models.LoopModel, local)
             warm = False
             for title, model, options in cases:
                 print(f"{path}: {title}")

@@ -382,3 +382,20 @@ def test_bad_parallel_option_exits_2_with_one_line(
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(message)
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+def test_dask_without_distributed_exits_2_with_one_line(command: str, tmp_path: Path) -> None:
+    # distributed made unimportable, as in an install without the "dask" extra. `run` says
+    # so in its pre-flight, before Prefect starts (it starts local:N's fork server there).
+    blocked = "import sys; sys.modules['distributed'] = None; from my_package.cli import main; "
+    scan = ["--scan", f"{FIRST.name}={LOW}:{HIGH}:5", "--dask", "local:2"]
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked + "sys.exit(main())", command, *scan],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (2, f"error: {chunks.DASK_MISSING}\n")
+    assert "prefect" not in proc.stdout.lower() and not (tmp_path / "results").exists()
