@@ -381,14 +381,17 @@ def start_fork_server(model_class: type, plan: Plan) -> None:
         return
     from multiprocessing import forkserver
 
-    saved = dict(os.environ)
+    added = _dask_worker_environ() if dask else {}
+    saved = {name: os.environ.get(name) for name in added}
+    os.environ.update(added)
     try:
-        if dask:
-            os.environ.update(_dask_worker_environ())
         forkserver.ensure_running()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    finally:  # only the names it set: other threads may be reading the environment
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     _dask_forks = _dask_forks or dask
 
 
