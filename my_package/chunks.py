@@ -118,6 +118,11 @@ class Plan:
     def chunks(self) -> int:
         return math.ceil(self.points / self.chunk_size)
 
+    @property
+    def local_dask(self) -> bool:
+        """``--dask local:N``: a Dask cluster started in this process for this scan."""
+        return bool(self.dask and self.dask.startswith("local:"))
+
     def bounds(self, index: int) -> tuple[int, int]:
         """The points [start, stop) of chunk ``index``."""
         start = index * self.chunk_size
@@ -376,12 +381,11 @@ def start_fork_server(model_class: type, plan: Plan) -> None:
     which must be set before the process starts: here, the fork server's.
     """
     global _dask_forks
-    dask = bool(plan.dask and plan.dask.startswith("local:"))
-    if not _fork_server(model_class, dask):
+    if not _fork_server(model_class, plan.local_dask):
         return
     from multiprocessing import forkserver
 
-    added = _dask_worker_environ() if dask else {}
+    added = _dask_worker_environ() if plan.local_dask else {}
     saved = {name: os.environ.get(name) for name in added}
     os.environ.update(added)
     try:
@@ -392,7 +396,7 @@ def start_fork_server(model_class: type, plan: Plan) -> None:
                 del os.environ[name]
             else:
                 os.environ[name] = value
-    _dask_forks = _dask_forks or dask
+    _dask_forks = _dask_forks or plan.local_dask
 
 
 def _dask_worker_environ() -> dict[str, str]:
@@ -416,7 +420,7 @@ def pool(plan: Plan, model_class: type | None = None) -> Iterator[Executor | Non
         return
     if plan.dask:
         Client = _dask_client()
-        if plan.dask.startswith("local:"):
+        if plan.local_dask:
             import dask
 
             _quiet_dask()

@@ -386,7 +386,7 @@ def command_run(args: argparse.Namespace) -> None:
     from my_package.progress import quiet_resource_tracker
 
     quiet_resource_tracker()  # before the fork server or a Dask cluster starts processes
-    if chosen and (chosen.processes or (chosen.dask or "").startswith("local:")):
+    if chosen and (chosen.processes or chosen.local_dask):
         from my_package.chunks import start_fork_server
 
         # Its workers' environment is this one; it imports the model while Prefect starts.

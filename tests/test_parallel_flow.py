@@ -360,6 +360,8 @@ def test_ctrl_c_with_worker_processes_is_one_line(tmp_path: Path, options: list[
     # included. Without their own SIGINT handler (the pool's initializer, Dask's preload)
     # each printed a KeyboardInterrupt traceback, and after `run`'s os._exit the resource
     # tracker warned about the pool's semaphores, both under our line.
+    if "--dask" in options:
+        pytest.importorskip("distributed")
     env = _cli_env(tmp_path, SLOW_MODEL="SleepyModel", SLEEP_PER_POINT="0.2")
     command = [*SLOW_CLI, options[0], "--scan", f"{FIRST.name}={LOW}:{HIGH}:60",
                "--chunk-size", "5", *options[1:]]  # fmt: skip
